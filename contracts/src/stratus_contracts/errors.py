@@ -1,0 +1,110 @@
+"""The catalogue of stable error codes: the one place a `code` gets its HTTP status and title."""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import msgspec
+
+
+class ErrorSpec(NamedTuple):
+    status: int
+    title: str
+    explanation: str
+
+
+CATALOGUE: dict[str, ErrorSpec] = {
+    # authentication
+    "missing_api_key": ErrorSpec(
+        401, "API key missing", "Send `Authorization: Bearer sk_live_…` or `sk_test_…`."
+    ),
+    "malformed_api_key": ErrorSpec(
+        401,
+        "API key malformed",
+        "The bearer value is not a Stratus API key: keys look like `sk_live_` or `sk_test_` followed by at least 24 URL-safe characters.",
+    ),
+    "invalid_api_key": ErrorSpec(
+        401,
+        "API key not recognised",
+        "No active key matches this value. Check that you copied the whole key.",
+    ),
+    "api_key_revoked": ErrorSpec(
+        401, "API key revoked", "This key was revoked and can no longer be used. Create a new key."
+    ),
+    # request shape
+    "route_not_found": ErrorSpec(
+        404, "Route not found", "No route matches this path. Every API route lives under `/v1`."
+    ),
+    "method_not_allowed": ErrorSpec(
+        405,
+        "Method not allowed",
+        "The route exists but does not accept this HTTP method; see the `Allow` header.",
+    ),
+    "unsupported_media_type": ErrorSpec(
+        415, "Unsupported media type", "Send request bodies as `Content-Type: application/json`."
+    ),
+    "malformed_json": ErrorSpec(400, "Malformed JSON", "The request body is not valid JSON."),
+    "bad_request": ErrorSpec(400, "Bad request", "The request could not be understood."),
+    "invalid_cursor": ErrorSpec(
+        400,
+        "Invalid cursor",
+        "The `cursor` parameter is not one this API returned. Start again without it.",
+    ),
+    "payload_too_large": ErrorSpec(413, "Payload too large", "Request bodies are limited to 1 MiB."),
+    "validation_failed": ErrorSpec(
+        422,
+        "Validation failed",
+        "One or more fields are invalid; `errors` lists each field and what is wrong.",
+    ),
+    # availability
+    "service_unavailable": ErrorSpec(
+        503,
+        "Service unavailable",
+        "A backing service is not reachable right now. Retry after the `Retry-After` delay.",
+    ),
+    "service_timeout": ErrorSpec(
+        504,
+        "Service timeout",
+        "A backing service did not answer in time. The request may or may not have been applied; retry with the same `Idempotency-Key`.",
+    ),
+    "internal_error": ErrorSpec(
+        500,
+        "Internal error",
+        "Something went wrong on our side. Quote the `request_id` when you report it.",
+    ),
+    # projects
+    "project_not_found": ErrorSpec(
+        404, "Project not found", "No project with this id exists in this account and mode."
+    ),
+    "project_name_taken": ErrorSpec(
+        409, "Project name already taken", "Project names are unique within an account and mode."
+    ),
+    # identity
+    "account_not_found": ErrorSpec(404, "Account not found", "No such account."),
+    "key_not_found": ErrorSpec(404, "API key not found", "No API key with this id exists in this account."),
+}
+
+
+class FieldError(msgspec.Struct, frozen=True, kw_only=True):
+    field: str
+    message: str
+
+
+class ErrorReply(msgspec.Struct, frozen=True, kw_only=True):
+    """A typed error a service returns instead of a result; `code` is from CATALOGUE."""
+
+    code: str
+    message: str
+    errors: list[FieldError] = []
+
+
+class DomainError(Exception):
+    """Raised by domain or handler code to answer with a typed error instead of a result."""
+
+    def __init__(self, code: str, message: str, errors: list[FieldError] | None = None) -> None:
+        super().__init__(message)
+        self.reply = ErrorReply(code=code, message=message, errors=errors or [])
+
+
+def spec(code: str) -> ErrorSpec:
+    return CATALOGUE.get(code, CATALOGUE["internal_error"])

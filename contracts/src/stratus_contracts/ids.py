@@ -1,0 +1,41 @@
+"""Prefixed, random, URL-safe identifiers (`prj_…`) and their mapping to the event store's UUIDs."""
+
+from __future__ import annotations
+
+import base64
+import secrets
+import uuid
+
+PREFIXES = frozenset({"acct", "prj", "env", "dep", "whk", "evt", "dlv", "key", "req"})
+_ALPHABET_LEN = 26  # base32 of 16 bytes, padding stripped
+
+
+def encode_id(prefix: str, value: uuid.UUID) -> str:
+    """Render an aggregate UUID as a public id such as `prj_…`."""
+    text = base64.b32encode(value.bytes).decode("ascii").rstrip("=").lower()
+    return f"{prefix}_{text}"
+
+
+def decode_id(prefix: str, public_id: str) -> uuid.UUID | None:
+    """The UUID behind a public id, or None when it is not a well-formed id of that kind."""
+    head, sep, body = public_id.partition("_")
+    if head != prefix or not sep or len(body) != _ALPHABET_LEN:
+        return None
+    try:
+        raw = base64.b32decode(body.upper() + "======")
+    except (ValueError, base64.binascii.Error):
+        return None
+    return uuid.UUID(bytes=raw) if len(raw) == 16 else None
+
+
+def new_uuid() -> uuid.UUID:
+    return uuid.uuid4()
+
+
+def new_id(prefix: str) -> str:
+    """A fresh random public id of the given kind."""
+    return encode_id(prefix, new_uuid())
+
+
+def new_request_id() -> str:
+    return "req_" + secrets.token_urlsafe(16).replace("-", "x").replace("_", "y")

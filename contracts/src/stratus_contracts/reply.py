@@ -1,0 +1,25 @@
+"""The reply envelope of every request over the bus: a result or a typed error, never both."""
+
+from __future__ import annotations
+
+from typing import Generic, TypeVar
+
+import msgspec
+
+from stratus_contracts.errors import ErrorReply
+
+T = TypeVar("T")
+
+
+class Reply(msgspec.Struct, Generic[T], frozen=True, kw_only=True, omit_defaults=True):
+    result: T | None = None
+    error: ErrorReply | None = None
+
+
+class Ping(msgspec.Struct, frozen=True, kw_only=True):
+    pass
+
+
+class Pong(msgspec.Struct, frozen=True, kw_only=True):
+    service: str
+    instance: str

@@ -1,0 +1,119 @@
+"""`/v1/projects`: create, list, get, update and delete projects."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from litestar import Controller, Request, Response, delete, get, patch, post
+from litestar.params import Parameter
+
+from stratus_bus import Bus
+from stratus_contracts import projects as c
+from stratus_contracts import subjects
+from stratus_gateway.auth import tenant
+from stratus_gateway.envelope import ListMeta, ProjectEnvelope, ProjectListEnvelope, meta, ok
+from stratus_gateway.openapi_docs import problems
+from stratus_gateway.schemas import ProjectCreate, ProjectUpdate
+
+Req = Request[Any, Any, Any]
+ProjectId = Annotated[str, Parameter(description="The project's id, `prj_…`.", max_length=64)]
+
+
+def _bus(request: Req) -> Bus:
+    return request.app.state.bus
+
+
+class ProjectController(Controller):
+    path = "/projects"
+    tags = ["projects"]
+
+    @post(
+        "/",
+        operation_id="createProject",
+        summary="Create a project",
+        status_code=201,
+        responses=problems("project_name_taken", body=True),
+    )
+    async def create(self, request: Req, data: ProjectCreate) -> Response[ProjectEnvelope]:
+        cmd = c.CreateProject(tenant=tenant(request), name=data.name, description=data.description)
+        project = await _bus(request).request(subjects.command(c.SERVICE, "create"), cmd, c.Project)
+        return ok(
+            ProjectEnvelope(data=project, meta=meta()),
+            status=201,
+            headers={"Location": f"/v1/projects/{project.id}"},
+        )
+
+    @get(
+        "/",
+        operation_id="listProjects",
+        summary="List projects",
+        responses=problems("invalid_cursor", "validation_failed"),
+    )
+    async def list_projects(
+        self,
+        request: Req,
+        limit: Annotated[int, Parameter(ge=1, le=100, description="Page size, 1–100.")] = 20,
+        cursor: Annotated[
+            str | None,
+            Parameter(max_length=512, description="`meta.next_cursor` of the previous page."),
+        ] = None,
+        sort: Annotated[
+            c.Sort, Parameter(description="`created`, `-created` (default) or `name`.")
+        ] = "-created",
+        name: Annotated[
+            str | None, Parameter(max_length=63, description="Only the project with this name.")
+        ] = None,
+        owner: Annotated[
+            str | None,
+            Parameter(max_length=64, description="Only projects created by this key id."),
+        ] = None,
+    ) -> Response[ProjectListEnvelope]:
+        q = c.ListProjects(
+            tenant=tenant(request), limit=limit, cursor=cursor, sort=sort, name=name, owner=owner
+        )
+        page = await _bus(request).request(subjects.query(c.SERVICE, "list"), q, c.ProjectPage)
+        list_meta = ListMeta(
+            request_id=meta().request_id, has_more=page.has_more, next_cursor=page.next_cursor
+        )
+        return ok(ProjectListEnvelope(data=page.data, meta=list_meta))
+
+    @get(
+        "/{project_id:str}",
+        operation_id="getProject",
+        summary="Get a project",
+        responses=problems("project_not_found"),
+    )
+    async def get_project(self, request: Req, project_id: ProjectId) -> Response[ProjectEnvelope]:
+        q = c.GetProject(tenant=tenant(request), project_id=project_id)
+        project = await _bus(request).request(subjects.query(c.SERVICE, "get"), q, c.Project)
+        return ok(ProjectEnvelope(data=project, meta=meta()), headers={"ETag": f'"{project.version}"'})
+
+    @patch(
+        "/{project_id:str}",
+        operation_id="updateProject",
+        summary="Update a project",
+        responses=problems("project_not_found", "project_name_taken", body=True),
+    )
+    async def update(
+        self, request: Req, project_id: ProjectId, data: ProjectUpdate
+    ) -> Response[ProjectEnvelope]:
+        cmd = c.UpdateProject(
+            tenant=tenant(request),
+            project_id=project_id,
+            name=data.name,
+            description=data.description,
+        )
+        project = await _bus(request).request(subjects.command(c.SERVICE, "update"), cmd, c.Project)
+        return ok(ProjectEnvelope(data=project, meta=meta()), headers={"ETag": f'"{project.version}"'})
+
+    @delete(
+        "/{project_id:str}",
+        operation_id="deleteProject",
+        summary="Delete a project",
+        status_code=200,
+        responses=problems("project_not_found"),
+    )
+    async def remove(self, request: Req, project_id: ProjectId) -> Response[ProjectEnvelope]:
+        cmd = c.DeleteProject(tenant=tenant(request), project_id=project_id)
+        project = await _bus(request).request(subjects.command(c.SERVICE, "delete"), cmd, c.Project)
+        return ok(ProjectEnvelope(data=project, meta=meta()))

@@ -1,0 +1,83 @@
+"""Routes outside the resource model: `/v1/me`, health, readiness, error pages and the spec."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from litestar import MediaType, Request, Response, get
+from litestar.exceptions import NotFoundException
+
+from stratus_bus import Bus, RemoteError, ServiceTimeout, ServiceUnavailable
+from stratus_contracts import subjects
+from stratus_contracts.errors import CATALOGUE
+from stratus_contracts.reply import Ping, Pong
+from stratus_gateway.auth import principal
+from stratus_gateway.envelope import HealthEnvelope, MeEnvelope, meta, ok
+from stratus_gateway.openapi_docs import problems
+from stratus_gateway.problems import problem_response
+
+Req = Request[Any, Any, Any]
+SERVICES = ("identity", "projects")
+
+
+@get("/me", operation_id="getMe", summary="The calling key", tags=["identity"], responses=problems())
+async def me(request: Req) -> Response[MeEnvelope]:
+    return ok(MeEnvelope(data=principal(request), meta=meta()))
+
+
+@get("/healthz", operation_id="healthz", summary="Process liveness", tags=["system"], security=[{}])
+async def healthz() -> Response[HealthEnvelope]:
+    return ok(HealthEnvelope(data={"status": "ok"}, meta=meta()))
+
+
+async def _ping(bus: Bus, service: str) -> bool:
+    try:
+        await bus.request(subjects.ping(service), Ping(), Pong, timeout=1.0)
+    except (ServiceUnavailable, ServiceTimeout, RemoteError):
+        return False
+    return True
+
+
+@get(
+    "/readyz",
+    operation_id="readyz",
+    summary="Readiness: NATS and every service answer",
+    tags=["system"],
+    security=[{}],
+    responses=problems(auth=False),
+)
+async def readyz(request: Req) -> Response[Any]:
+    bus: Bus = request.app.state.bus
+    checks = {"nats": bus.nc.is_connected}
+    if checks["nats"]:
+        results = await asyncio.gather(*(_ping(bus, s) for s in SERVICES))
+        checks.update(zip(SERVICES, results, strict=True))
+    else:
+        checks.update(dict.fromkeys(SERVICES, False))
+    if all(checks.values()):
+        return ok(HealthEnvelope(data={"status": "ready", "checks": checks}, meta=meta()))
+    down = ", ".join(name for name, up in checks.items() if not up)
+    return problem_response(
+        "service_unavailable", f"Not ready: {down} not answering.", headers={"Retry-After": "1"}
+    )
+
+
+@get(
+    "/errors/{code:str}",
+    operation_id="explainError",
+    summary="What an error code means",
+    tags=["system"],
+    security=[{}],
+    media_type=MediaType.TEXT,
+)
+async def explain_error(code: str) -> str:
+    s = CATALOGUE.get(code)
+    if s is None:
+        raise NotFoundException()
+    return f"{code} ({s.status} {s.title})\n\n{s.explanation}\n"
+
+
+@get("/openapi.json", include_in_schema=False, security=[{}])
+async def openapi_json(request: Req) -> Response[Any]:
+    return Response(request.app.openapi_schema.to_schema(), media_type="application/json")

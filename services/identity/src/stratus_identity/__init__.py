@@ -1,0 +1,1 @@
+"""The identity service: accounts and API keys, verified by hash."""

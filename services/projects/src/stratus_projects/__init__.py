@@ -1,0 +1,1 @@
+"""The projects service: owns projects, their event log and their list view."""
