@@ -7,6 +7,7 @@ replicas of a service share the work.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
 from collections.abc import Awaitable, Callable
@@ -170,6 +171,12 @@ class Bus:
 
         return await self.nc.subscribe(subject, queue=queue, cb=on_message)
 
-    async def drain(self) -> None:
-        if not self.nc.is_closed:
-            await self.nc.drain()
+    async def drain(self, timeout: float = 10.0) -> None:
+        """Finish in-flight messages, then close. Bounded: with NATS gone, drain would wait forever."""
+        if self.nc.is_closed:
+            return
+        try:
+            await asyncio.wait_for(self.nc.drain(), timeout)
+        except (TimeoutError, nats.errors.Error) as exc:
+            log.warning("drain did not finish (%s); closing", type(exc).__name__)
+            await self.nc.close()

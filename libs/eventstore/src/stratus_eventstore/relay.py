@@ -40,30 +40,35 @@ class Relay:
     def position(self) -> int:
         return self._tracking.max_tracking_id(TRACKING_NAME) or 0
 
-    def _read(self, after: int) -> list[tuple[Notification, tuple[str, Event] | None]]:
+    def read(self, after: int) -> list[tuple[Notification, tuple[str, Event] | None]]:
+        """The next batch of notifications after `after`, each with its public event (or None)."""
         batch = self.store.recorder.select_notifications(after, BATCH, inclusive_of_start=False)
         return [(n, self.publisher(self.store, self.store.mapper.to_domain_event(n))) for n in batch]
 
-    def _record(self, position: int) -> None:
+    def record(self, position: int) -> None:
         # IntegrityError: another replica's relay recorded this position (or a later one) first.
         with contextlib.suppress(IntegrityError):
             self._tracking.insert_tracking(Tracking(TRACKING_NAME, position))
+
+    async def publish(self, batch: list[tuple[Notification, tuple[str, Event] | None]]) -> int:
+        sent = 0
+        for _, public in batch:
+            if public is not None:
+                subject, event = public
+                await self.js.publish(subject, self._encoder.encode(event), headers={"Nats-Msg-Id": event.id})
+                sent += 1
+        return sent
 
     async def publish_pending(self) -> int:
         """Publish everything committed after the tracked position; return how many were sent."""
         sent = 0
         while True:
-            after = await asyncio.to_thread(self.position)
-            batch = await asyncio.to_thread(self._read, after)
+            batch = await asyncio.to_thread(self.read, await asyncio.to_thread(self.position))
             if not batch:
                 return sent
-            for _, public in batch:
-                if public is None:
-                    continue
-                subject, event = public
-                await self.js.publish(subject, self._encoder.encode(event), headers={"Nats-Msg-Id": event.id})
-                sent += 1
-            await asyncio.to_thread(self._record, batch[-1][0].id)
+            sent += await self.publish(batch)
+            # Only after JetStream acknowledged: a crash before this line re-publishes, deduplicated.
+            await asyncio.to_thread(self.record, batch[-1][0].id)
 
     async def run(self) -> None:
         while True:

@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from litestar import Litestar, Request, Router
+from litestar.datastructures import State
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme, Tag
 from litestar.types import ASGIApp
@@ -40,13 +41,14 @@ def create_app(bus: Bus | None = None) -> Litestar:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
-        owned = bus is None
-        app.state.bus = bus or await Bus.connect(nats_url(), name="gateway")
+        if bus is not None:  # injected (tests, embedding): the caller owns it
+            yield
+            return
+        app.state.bus = await Bus.connect(nats_url(), name="gateway")
         try:
             yield
         finally:
-            if owned:
-                await app.state.bus.drain()
+            await app.state.bus.drain()
 
     v1 = Router(
         "/v1",
@@ -64,6 +66,7 @@ def create_app(bus: Bus | None = None) -> Litestar:
             system.openapi_json,
         ],
         lifespan=[lifespan],
+        state=State({"bus": bus}),
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
         request_max_body_size=MAX_BODY,
         openapi_config=OpenAPIConfig(
@@ -83,6 +86,8 @@ def create_app(bus: Bus | None = None) -> Litestar:
             tags=[Tag(name="projects"), Tag(name="identity"), Tag(name="system")],
             create_examples=False,
         ),
+        # Logging is ours (JSON via stratus_telemetry); Litestar's default config would replace it.
+        logging_config=None,
         debug=False,
     )
 

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import logging
 import re
-from typing import Any
+from typing import Any, Literal
 
 import msgspec
 from litestar import MediaType, Request, Response
 from litestar.exceptions import (
+    ClientException,
     HTTPException,
     MethodNotAllowedException,
     NotFoundException,
@@ -16,11 +17,13 @@ from litestar.exceptions import (
 )
 
 from stratus_bus import RemoteError, ServiceTimeout, ServiceUnavailable
-from stratus_contracts.errors import FieldError, spec
+from stratus_contracts.errors import CATALOGUE, FieldError, spec
 from stratus_telemetry import request_id_var
 
 log = logging.getLogger("stratus.gateway")
 PROBLEM_JSON = "application/problem+json"
+# The catalogue as an enum, so that the OpenAPI spec lists every stable code.
+ErrorCode = Literal[tuple(CATALOGUE)]  # type: ignore[valid-type]
 
 
 class Problem(msgspec.Struct, kw_only=True, omit_defaults=True):
@@ -30,7 +33,7 @@ class Problem(msgspec.Struct, kw_only=True, omit_defaults=True):
     title: str
     status: int
     detail: str
-    code: str
+    code: ErrorCode
     request_id: str | None = None
     errors: list[FieldError] | None = None
 
@@ -74,6 +77,7 @@ def problem_response(
 
 
 _UNKNOWN_FIELD = re.compile(r"unknown field `([^`]+)`")
+_MISSING_FIELD = re.compile(r"missing required field `([^`]+)`")
 
 
 def _field_errors(extra: Any) -> list[FieldError]:
@@ -83,6 +87,8 @@ def _field_errors(extra: Any) -> list[FieldError]:
         field = str(item.get("key", ""))
         if (unknown := _UNKNOWN_FIELD.search(message)) is not None:
             field, message = unknown.group(1), "Unknown field; this field cannot be set."
+        elif (missing := _MISSING_FIELD.search(message)) is not None:
+            field, message = missing.group(1), "This field is required."
         elif field == "data":
             field, message = "body", "A JSON object body is required."
         elif message.startswith("'") and message.endswith("'"):
@@ -124,8 +130,10 @@ def on_http_exception(request: Request[Any, Any, Any], exc: HTTPException) -> Re
             )
     if exc.status_code == 413:
         return problem_response("payload_too_large")
-    if exc.status_code == 400 and str(exc.detail).startswith("JSON is malformed"):
-        return problem_response("malformed_json", "The request body is not valid JSON.")
+    if type(exc) is ClientException and exc.status_code == 400:
+        # Litestar raises a bare 400 ClientException when the body does not decode; bodies are JSON
+        # (anything else was refused with 415 before), so this is malformed JSON.
+        return problem_response("malformed_json", f"The request body is not valid JSON: {exc.detail}.")
     if exc.status_code == 415:
         return problem_response("unsupported_media_type")
     if exc.status_code < 500:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from litestar import Controller, Request, Response, delete, get, patch, post
-from litestar.params import Parameter
+from litestar.params import JSONBody, Parameter, PathParameter
 
 from stratus_bus import Bus
 from stratus_contracts import projects as c
@@ -16,7 +16,7 @@ from stratus_gateway.openapi_docs import problems
 from stratus_gateway.schemas import ProjectCreate, ProjectUpdate
 
 Req = Request[Any, Any, Any]
-ProjectId = Annotated[str, Parameter(description="The project's id, `prj_…`.", max_length=64)]
+ProjectId = Annotated[str, PathParameter(description="The project's id, `prj_…`.", max_length=64)]
 
 
 def _bus(request: Req) -> Bus:
@@ -34,7 +34,7 @@ class ProjectController(Controller):
         status_code=201,
         responses=problems("project_name_taken", body=True),
     )
-    async def create(self, request: Req, data: ProjectCreate) -> Response[ProjectEnvelope]:
+    async def create(self, request: Req, data: JSONBody[ProjectCreate]) -> Response[ProjectEnvelope]:
         cmd = c.CreateProject(tenant=tenant(request), name=data.name, description=data.description)
         project = await _bus(request).request(subjects.command(c.SERVICE, "create"), cmd, c.Project)
         return ok(
@@ -95,7 +95,7 @@ class ProjectController(Controller):
         responses=problems("project_not_found", "project_name_taken", body=True),
     )
     async def update(
-        self, request: Req, project_id: ProjectId, data: ProjectUpdate
+        self, request: Req, project_id: ProjectId, data: JSONBody[ProjectUpdate]
     ) -> Response[ProjectEnvelope]:
         cmd = c.UpdateProject(
             tenant=tenant(request),

@@ -7,6 +7,7 @@ from typing import Any
 
 from litestar import MediaType, Request, Response, get
 from litestar.exceptions import NotFoundException
+from litestar.params import FromPath
 
 from stratus_bus import Bus, RemoteError, ServiceTimeout, ServiceUnavailable
 from stratus_contracts import subjects
@@ -71,7 +72,7 @@ async def readyz(request: Req) -> Response[Any]:
     security=[{}],
     media_type=MediaType.TEXT,
 )
-async def explain_error(code: str) -> str:
+async def explain_error(code: FromPath[str]) -> str:
     s = CATALOGUE.get(code)
     if s is None:
         raise NotFoundException()

@@ -1,0 +1,48 @@
+# Stratus developer commands. `make help` (the default) lists every target with its `## comment`.
+
+.DEFAULT_GOAL := help
+SHELL := bash
+.SHELLFLAGS := -eu -o pipefail -c
+
+# uv from PATH, else where `pip install --user uv` puts it; override with `make UV=/path/to/uv`.
+UV ?= $(shell command -v uv 2>/dev/null || echo "$$(python3 -m site --user-base 2>/dev/null || echo $(HOME)/.local)/bin/uv")
+# Never re-resolve dependencies behind the developer's back: use uv.lock as it is.
+FROZEN := $(if $(wildcard uv.lock),--frozen,)
+RUN := $(UV) run $(FROZEN)
+DATA_DIR := .stratus
+PYTEST_ARGS ?=
+
+.PHONY: help install run test lint fmt bench clean
+
+help: ## List the targets
+	@awk 'BEGIN {FS = ":.*## "; print "Usage: make <target>\n\nTargets:"} \
+		/^[a-zA-Z_-]+:.*## / {printf "  %-9s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+install: ## Install uv (from PyPI, if missing) and the virtualenv from uv.lock
+	@if ! command -v "$(UV)" >/dev/null 2>&1; then \
+		echo "uv not found: installing it from PyPI (pip install --user uv)"; \
+		python3 -m pip install --user --quiet uv \
+			|| python3 -m pip install --user --quiet --break-system-packages uv; \
+	fi
+	@if [ -f uv.lock ]; then "$(UV)" sync --frozen; else "$(UV)" sync; fi
+
+run: install ## Start the whole stack locally (stratus up); Ctrl-C stops it
+	$(RUN) stratus up
+
+test: install ## Run the test suite (PYTEST_ARGS="-k name" to select)
+	$(RUN) pytest $(PYTEST_ARGS)
+
+lint: install ## Lint and check formatting (ruff)
+	$(RUN) ruff check . && $(RUN) ruff format --check .
+
+fmt: install ## Format the code and sort imports (ruff)
+	$(RUN) ruff check --select I --fix . && $(RUN) ruff format .
+
+bench: install ## Run the benchmarks (deploy/bench/run.py)
+	$(RUN) python deploy/bench/run.py
+
+clean: ## Delete the local stack's data (.stratus); refuses while it runs
+	@if [ -f $(DATA_DIR)/stack.json ] && kill -0 "$$(sed -n 's/.*"pid": *\([0-9]*\).*/\1/p' $(DATA_DIR)/stack.json | head -1)" 2>/dev/null; then \
+		echo "a stack is running on $(DATA_DIR): stop it (Ctrl-C) first"; exit 1; \
+	fi
+	rm -rf $(DATA_DIR)

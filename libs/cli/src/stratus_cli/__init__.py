@@ -1,0 +1,1 @@
+"""The `stratus` command line: `stratus up` runs the whole stack locally, other commands operate it."""

@@ -1,0 +1,52 @@
+"""One running stack (`stratus up` as a subprocess) shared by the API tests of a session."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from stratus_contracts import keys
+from stratus_testing import Stack
+
+EXTRA_ADMIN_KEY = keys.generate("live")
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    env = {"STRATUS_ADMIN_KEY": EXTRA_ADMIN_KEY, "STRATUS_REQUEST_TIMEOUT": "2"}
+    with Stack(tmp_path_factory.mktemp("stack"), env=env) as running:
+        yield running
+
+
+@pytest.fixture
+def live(stack: Stack) -> Iterator[httpx.Client]:
+    with stack.client(stack.live_key) as client:
+        yield client
+
+
+@pytest.fixture
+def test_mode(stack: Stack) -> Iterator[httpx.Client]:
+    with stack.client(stack.test_key) as client:
+        yield client
+
+
+@pytest.fixture
+def anon(stack: Stack) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=stack.base_url, trust_env=False, timeout=10.0) as client:
+        yield client
+
+
+def problem(response: httpx.Response, status: int, code: str) -> dict:
+    """Assert an RFC 9457 problem response and return its body."""
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith("application/problem+json")
+    body = response.json()
+    assert body["code"] == code
+    assert body["status"] == status
+    assert body["type"] == f"/errors/{code}"
+    assert body["title"] and body["detail"]
+    assert body["request_id"] == response.headers["x-request-id"]
+    assert "Traceback" not in response.text
+    return body
