@@ -16,6 +16,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from asgi_lifespan import LifespanManager
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
@@ -68,8 +69,11 @@ async def client(
             identity.Bootstrap(keys=[spec]),
             identity.BootstrapResult,
         )
-        transport = httpx.ASGITransport(app=asgi(bus))
-        async with httpx.AsyncClient(transport=transport, base_url="http://gw") as http:
+        app = asgi(bus)
+        async with (
+            LifespanManager(app),
+            httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gw") as http,
+        ):
             yield http, secret
     await bus.drain()
 

@@ -11,6 +11,7 @@ import pytest
 
 from stratus_bus import Bus
 from stratus_contracts import projects as c
+from stratus_contracts.auth import Caller
 from stratus_contracts.events import Event
 from stratus_eventstore.relay import Relay
 from stratus_projects.bootstrap import open_partition
@@ -18,7 +19,7 @@ from stratus_projects.handlers import Partition, ProjectsHandlers
 from stratus_projects.publish import publisher
 from stratus_testing import NatsServer
 
-ALICE = c.Tenant(account_id="acct_alice", mode="live", actor="key_alice")
+ALICE = Caller(account_id="acct_alice", mode="live", key_id="key_alice")
 
 
 @pytest.fixture(scope="module")
@@ -59,8 +60,8 @@ async def stream_events(bus: Bus) -> list[Event]:
 
 async def test_events_committed_while_no_relay_ran_arrive_once(bus: Bus, part: Partition) -> None:
     handlers = ProjectsHandlers({"live": part})
-    made = handlers.create_sync(c.CreateProject(tenant=ALICE, name="web"))
-    handlers.update_sync(c.UpdateProject(tenant=ALICE, project_id=made.id, description="v2"))
+    made = handlers.create_sync(c.CreateProject(caller=ALICE, name="web"))
+    handlers.update_sync(c.UpdateProject(caller=ALICE, project_id=made.id, description="v2"))
     relay = Relay(part.store, bus.js, publisher("live"))
     assert await relay.publish_pending() == 2
     # A second relay (a restart) starts from the recorded position and sends nothing.
@@ -73,7 +74,7 @@ async def test_events_committed_while_no_relay_ran_arrive_once(bus: Bus, part: P
 
 async def test_crash_after_publish_before_recording_is_deduplicated(bus: Bus, part: Partition) -> None:
     handlers = ProjectsHandlers({"live": part})
-    made = handlers.create_sync(c.CreateProject(tenant=ALICE, name="api"))
+    made = handlers.create_sync(c.CreateProject(caller=ALICE, name="api"))
     crashed = Relay(part.store, bus.js, publisher("live"))
     # What a relay has done when it dies between JetStream's ack and recording its position:
     assert await crashed.publish(crashed.read(crashed.position())) == 1

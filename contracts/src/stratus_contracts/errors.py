@@ -108,3 +108,24 @@ class DomainError(Exception):
 
 def spec(code: str) -> ErrorSpec:
     return CATALOGUE.get(code, CATALOGUE["internal_error"])
+
+
+def markdown() -> str:
+    """docs/errors.md, generated: `uv run python -m stratus_contracts.errors > docs/errors.md`."""
+    lines = [
+        "# Error codes",
+        "",
+        "Every error is an RFC 9457 problem (`application/problem+json`) with a stable `code`.",
+        "`type` is `/errors/<code>`, and the gateway serves a short explanation at that path.",
+        "Generated from `contracts/src/stratus_contracts/errors.py` by",
+        "`uv run python -m stratus_contracts.errors > docs/errors.md` (a test keeps them in step).",
+        "",
+        "| code | status | title | meaning |",
+        "|---|---|---|---|",
+    ]
+    lines += [f"| `{code}` | {s.status} | {s.title} | {s.explanation} |" for code, s in CATALOGUE.items()]
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    print(markdown(), end="")  # noqa: T201

@@ -10,6 +10,16 @@ import msgspec
 Mode = Literal["live", "test"]
 
 
+class EventActor(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """Who caused the event (for audit): the acting key, member, token, client IP and request."""
+
+    key_id: str | None = None
+    member_id: str | None = None
+    token_id: str | None = None
+    ip: str | None = None
+    request_id: str | None = None
+
+
 class Event(msgspec.Struct, frozen=True, kw_only=True):
     id: str
     object: Literal["event"] = "event"
@@ -18,3 +28,4 @@ class Event(msgspec.Struct, frozen=True, kw_only=True):
     mode: Mode
     account: str
     data: dict[str, Any]
+    actor: EventActor | None = None

@@ -7,11 +7,10 @@ from typing import Literal
 
 import msgspec
 
+from stratus_contracts.auth import ALL_SCOPES, Scope
 from stratus_contracts.events import Mode
 
 SERVICE = "identity"
-Scope = Literal["read", "write", "admin"]
-ALL_SCOPES: tuple[Scope, ...] = ("read", "write", "admin")
 
 
 class NewKey(msgspec.Struct, frozen=True, kw_only=True):
@@ -51,8 +50,15 @@ class RevokeKey(msgspec.Struct, frozen=True, kw_only=True):
     key_id: str
 
 
+class GetKeyPrincipal(msgspec.Struct, frozen=True, kw_only=True):
+    """The principal of a key by id (the gateway checks a token's parent key with it)."""
+
+    key_id: str
+
+
 class Principal(msgspec.Struct, frozen=True, kw_only=True):
-    """Who is calling: the verified key's identity, account, mode and scopes."""
+    """Who is calling: the verified key with everything the gateway needs to authorize a request
+    without asking again (it caches this until the key changes)."""
 
     key_id: str
     account_id: str
@@ -60,6 +66,13 @@ class Principal(msgspec.Struct, frozen=True, kw_only=True):
     scopes: tuple[Scope, ...]
     name: str
     created: datetime
+    secret_created: datetime | None = None  # when the presented secret was issued (key age)
+    expires_at: datetime | None = None  # when the presented secret stops working
+    project_ids: tuple[str, ...] | None = None  # None: every project
+    environments: tuple[str, ...] | None = None  # None: every environment
+    allowed_ips: tuple[str, ...] = ()  # CIDRs; empty: any address
+    member_id: str | None = None
+    plan: str = "free"
 
 
 class KeyView(msgspec.Struct, frozen=True, kw_only=True):

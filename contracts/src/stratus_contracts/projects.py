@@ -7,45 +7,38 @@ from typing import Literal
 
 import msgspec
 
+from stratus_contracts.auth import Caller
 from stratus_contracts.events import Mode
 
 SERVICE = "projects"
 Sort = Literal["created", "-created", "name"]
 
 
-class Tenant(msgspec.Struct, frozen=True, kw_only=True):
-    """Whose data a message touches: every command and query carries it."""
-
-    account_id: str
-    mode: Mode
-    actor: str  # the key id acting
-
-
 class CreateProject(msgspec.Struct, frozen=True, kw_only=True):
-    tenant: Tenant
+    caller: Caller
     name: str
     description: str = ""
 
 
 class UpdateProject(msgspec.Struct, frozen=True, kw_only=True):
-    tenant: Tenant
+    caller: Caller
     project_id: str
     name: str | None = None
     description: str | None = None
 
 
 class DeleteProject(msgspec.Struct, frozen=True, kw_only=True):
-    tenant: Tenant
+    caller: Caller
     project_id: str
 
 
 class GetProject(msgspec.Struct, frozen=True, kw_only=True):
-    tenant: Tenant
+    caller: Caller
     project_id: str
 
 
 class ListProjects(msgspec.Struct, frozen=True, kw_only=True):
-    tenant: Tenant
+    caller: Caller
     limit: int = 20
     cursor: str | None = None
     sort: Sort = "-created"

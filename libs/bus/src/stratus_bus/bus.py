@@ -65,16 +65,34 @@ class Bus:
     def __init__(self, nc: NATS) -> None:
         self.nc = nc
         self.js = nc.jetstream()
+        self._reconnect_callbacks: list[Callable[[], None]] = []
 
     @classmethod
     async def connect(cls, url: str, name: str) -> Bus:
+        bus: Bus | None = None
+
         async def on_error(exc: Exception) -> None:
             log.warning("nats error: %s", exc)
 
+        async def on_reconnect() -> None:
+            log.info("nats reconnected")
+            for callback in bus._reconnect_callbacks if bus else ():
+                callback()
+
         nc = await nats.connect(
-            url, name=name, error_cb=on_error, max_reconnect_attempts=-1, reconnect_time_wait=0.5
+            url,
+            name=name,
+            error_cb=on_error,
+            reconnected_cb=on_reconnect,
+            max_reconnect_attempts=-1,
+            reconnect_time_wait=0.5,
         )
-        return cls(nc)
+        bus = cls(nc)
+        return bus
+
+    def on_reconnect(self, callback: Callable[[], None]) -> None:
+        """Call `callback` after every reconnect (anything learned from the bus may be stale)."""
+        self._reconnect_callbacks.append(callback)
 
     async def ensure_events_stream(self) -> None:
         """Create the EVENTS stream if missing. Duplicates are dropped within a one-day window."""

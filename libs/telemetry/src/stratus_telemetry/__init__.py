@@ -24,7 +24,12 @@ request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "stratus_request_id", default=None
 )
 
-_LOG_RECORD_BUILTINS = frozenset(vars(logging.makeLogRecord({})).keys()) | {"message", "asctime"}
+# Attributes every LogRecord has, plus uvicorn's ANSI-coloured duplicate of the message.
+_LOG_RECORD_BUILTINS = frozenset(vars(logging.makeLogRecord({})).keys()) | {
+    "message",
+    "asctime",
+    "color_message",
+}
 
 
 class JsonFormatter(logging.Formatter):

@@ -14,7 +14,7 @@ from litestar.types import ASGIApp
 
 from stratus_bus import Bus
 from stratus_bus.config import nats_url
-from stratus_gateway.auth import authenticate
+from stratus_gateway import auth
 from stratus_gateway.middleware import request_context
 from stratus_gateway.problems import EXCEPTION_HANDLERS, ApiError
 from stratus_gateway.routes import system
@@ -41,19 +41,21 @@ def create_app(bus: Bus | None = None) -> Litestar:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
-        if bus is not None:  # injected (tests, embedding): the caller owns it
-            yield
-            return
-        app.state.bus = await Bus.connect(nats_url(), name="gateway")
+        owned = bus is None  # an injected bus (tests, embedding) belongs to the caller
+        if owned:
+            app.state.bus = await Bus.connect(nats_url(), name="gateway")
+        authn = await auth.start(app, app.state.bus)
         try:
             yield
         finally:
-            await app.state.bus.drain()
+            await authn.stop()
+            if owned:
+                await app.state.bus.drain()
 
     v1 = Router(
         "/v1",
         route_handlers=[ProjectController, system.me],
-        guards=[authenticate],
+        guards=[auth.authenticate],
         before_request=require_json,
         security=[{"bearer": []}],
     )

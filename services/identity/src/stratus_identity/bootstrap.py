@@ -29,3 +29,4 @@ async def setup(bus: Bus, stack: contextlib.AsyncExitStack) -> None:
     await bus.serve(subjects.command(c.SERVICE, "ensure_key"), c.EnsureKey, h.ensure_key, queue=q)
     await bus.serve(subjects.command(c.SERVICE, "revoke_key"), c.RevokeKey, h.revoke, queue=q)
     await bus.serve(subjects.query(c.SERVICE, "verify_key"), c.VerifyKey, h.verify, queue=q)
+    await bus.serve(subjects.query(c.SERVICE, "key_principal"), c.GetKeyPrincipal, h.key_principal, queue=q)

@@ -14,6 +14,7 @@ from stratus_contracts.identity import (
     Bootstrap,
     BootstrapResult,
     EnsureKey,
+    GetKeyPrincipal,
     KeyView,
     Principal,
     RevokeKey,
@@ -37,6 +38,18 @@ def key_view(key: domain.ApiKey) -> KeyView:
         scopes=key.scopes,
         created=key.created,
         revoked=key.revoked,
+    )
+
+
+def principal_of(key: domain.ApiKey) -> Principal:
+    return Principal(
+        key_id=encode_id("key", key.id),
+        account_id=key.account,
+        mode=key.mode,
+        scopes=key.scopes,
+        name=key.name,
+        created=key.created,
+        secret_created=key.created,
     )
 
 
@@ -94,14 +107,12 @@ class IdentityHandlers:
         with _tracer.start_as_current_span("store.verify_key"):
             index = self._load(domain.key_hash_index_id(q.secret_hash))
             key = domain.verify(self._load(index.key_id) if index else None)
-        return Principal(
-            key_id=encode_id("key", key.id),
-            account_id=key.account,
-            mode=key.mode,
-            scopes=key.scopes,
-            name=key.name,
-            created=key.created,
-        )
+        return principal_of(key)
+
+    def key_principal_sync(self, q: GetKeyPrincipal) -> Principal:
+        key_uuid = decode_id("key", q.key_id)
+        key = domain.verify(self._load(key_uuid) if key_uuid else None)
+        return principal_of(key)
 
     def revoke_sync(self, cmd: RevokeKey) -> KeyView:
         key_uuid = decode_id("key", cmd.key_id)
@@ -120,6 +131,9 @@ class IdentityHandlers:
 
     async def verify(self, q: VerifyKey) -> Principal:
         return await asyncio.to_thread(self.verify_sync, q)
+
+    async def key_principal(self, q: GetKeyPrincipal) -> Principal:
+        return await asyncio.to_thread(self.key_principal_sync, q)
 
     async def revoke(self, cmd: RevokeKey) -> KeyView:
         return await asyncio.to_thread(self.revoke_sync, cmd)

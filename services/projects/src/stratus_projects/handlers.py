@@ -11,6 +11,7 @@ from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.persistence import IntegrityError
 from opentelemetry import trace
 
+from stratus_contracts.auth import Caller
 from stratus_contracts.errors import DomainError
 from stratus_contracts.events import Mode
 from stratus_contracts.ids import decode_id, new_uuid
@@ -23,7 +24,6 @@ from stratus_contracts.projects import (
     ProjectPage,
     RebuildResult,
     RebuildView,
-    Tenant,
     UpdateProject,
 )
 from stratus_eventstore.relay import Relay
@@ -70,11 +70,11 @@ class ProjectsHandlers:
     def __init__(self, partitions: dict[str, Partition]) -> None:
         self.partitions = partitions
 
-    def _owned(self, part: Partition, tenant: Tenant, project_id: str) -> domain.Project:
-        """The tenant's live project, or 404: another account's project is indistinguishable."""
+    def _owned(self, part: Partition, caller: Caller, project_id: str) -> domain.Project:
+        """The caller's live project, or 404: another account's project is indistinguishable."""
         key = decode_id("prj", project_id)
         state = part.load(key) if key else None
-        if not isinstance(state, domain.Project) or state.account != tenant.account_id or state.deleted:
+        if not isinstance(state, domain.Project) or state.account != caller.account_id or state.deleted:
             raise _not_found(project_id)
         return state
 
@@ -92,17 +92,17 @@ class ProjectsHandlers:
         return None
 
     def create_sync(self, cmd: CreateProject) -> Project:
-        part = self.partitions[cmd.tenant.mode]
+        part = self.partitions[cmd.caller.mode]
         project_id = new_uuid()
 
         def attempt() -> Project:
-            index = self._index(part, cmd.tenant.account_id, cmd.name)
+            index = self._index(part, cmd.caller.account_id, cmd.name)
             events = domain.create(
                 project_id,
-                cmd.tenant.account_id,
+                cmd.caller.account_id,
                 cmd.name,
                 cmd.description,
-                cmd.tenant.actor,
+                cmd.caller.key_id,
                 index,
             )
             part.save(events)
@@ -111,10 +111,10 @@ class ProjectsHandlers:
         return self._retrying(attempt)
 
     def update_sync(self, cmd: UpdateProject) -> Project:
-        part = self.partitions[cmd.tenant.mode]
+        part = self.partitions[cmd.caller.mode]
 
         def attempt() -> Project:
-            state = self._owned(part, cmd.tenant, cmd.project_id)
+            state = self._owned(part, cmd.caller, cmd.project_id)
             new_index = old_index = None
             if cmd.name is not None and cmd.name != state.name:
                 new_index = self._index(part, state.account, cmd.name)
@@ -126,10 +126,10 @@ class ProjectsHandlers:
         return self._retrying(attempt)
 
     def delete_sync(self, cmd: DeleteProject) -> Project:
-        part = self.partitions[cmd.tenant.mode]
+        part = self.partitions[cmd.caller.mode]
 
         def attempt() -> Project:
-            state = self._owned(part, cmd.tenant, cmd.project_id)
+            state = self._owned(part, cmd.caller, cmd.project_id)
             events = domain.delete(state, self._index(part, state.account, state.name))
             part.save(events)
             return to_view(domain.project(state, events[:1]), part.mode)  # type: ignore[arg-type]
@@ -137,11 +137,11 @@ class ProjectsHandlers:
         return self._retrying(attempt)
 
     def get_sync(self, q: GetProject) -> Project:
-        part = self.partitions[q.tenant.mode]
-        return to_view(self._owned(part, q.tenant, q.project_id), part.mode)
+        part = self.partitions[q.caller.mode]
+        return to_view(self._owned(part, q.caller, q.project_id), part.mode)
 
     def list_sync(self, q: ListProjects) -> ProjectPage:
-        part = self.partitions[q.tenant.mode]
+        part = self.partitions[q.caller.mode]
         # Another replica may have written since our last look: read our own writes.
         part.view.catch_up()
         sql, params = listing.list_sql(q)

@@ -114,7 +114,7 @@ def row_to_project(row: sqlite3.Row, mode: Mode) -> Project:
 def list_sql(q: ListProjects) -> tuple[str, list[object]]:
     column, direction, op = _ORDER[q.sort]
     where = ["account = ?"]
-    params: list[object] = [q.tenant.account_id]
+    params: list[object] = [q.caller.account_id]
     if q.name is not None:
         where.append("name = ?")
         params.append(q.name)
@@ -137,7 +137,7 @@ def list_sql(q: ListProjects) -> tuple[str, list[object]]:
 def page(rows: list[sqlite3.Row], q: ListProjects) -> ProjectPage:
     has_more = len(rows) > q.limit
     rows = rows[: q.limit]
-    items = [row_to_project(r, q.tenant.mode) for r in rows]
+    items = [row_to_project(r, q.caller.mode) for r in rows]
     next_cursor = None
     if has_more:
         column = _ORDER[q.sort][0]

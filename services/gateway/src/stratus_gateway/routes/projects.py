@@ -10,7 +10,7 @@ from litestar.params import JSONBody, Parameter, PathParameter
 from stratus_bus import Bus
 from stratus_contracts import projects as c
 from stratus_contracts import subjects
-from stratus_gateway.auth import tenant
+from stratus_gateway.auth import caller
 from stratus_gateway.envelope import ListMeta, ProjectEnvelope, ProjectListEnvelope, meta, ok
 from stratus_gateway.openapi_docs import problems
 from stratus_gateway.schemas import ProjectCreate, ProjectUpdate
@@ -35,7 +35,7 @@ class ProjectController(Controller):
         responses=problems("project_name_taken", body=True),
     )
     async def create(self, request: Req, data: JSONBody[ProjectCreate]) -> Response[ProjectEnvelope]:
-        cmd = c.CreateProject(tenant=tenant(request), name=data.name, description=data.description)
+        cmd = c.CreateProject(caller=caller(request), name=data.name, description=data.description)
         project = await _bus(request).request(subjects.command(c.SERVICE, "create"), cmd, c.Project)
         return ok(
             ProjectEnvelope(data=project, meta=meta()),
@@ -69,7 +69,7 @@ class ProjectController(Controller):
         ] = None,
     ) -> Response[ProjectListEnvelope]:
         q = c.ListProjects(
-            tenant=tenant(request), limit=limit, cursor=cursor, sort=sort, name=name, owner=owner
+            caller=caller(request), limit=limit, cursor=cursor, sort=sort, name=name, owner=owner
         )
         page = await _bus(request).request(subjects.query(c.SERVICE, "list"), q, c.ProjectPage)
         list_meta = ListMeta(
@@ -84,7 +84,7 @@ class ProjectController(Controller):
         responses=problems("project_not_found"),
     )
     async def get_project(self, request: Req, project_id: ProjectId) -> Response[ProjectEnvelope]:
-        q = c.GetProject(tenant=tenant(request), project_id=project_id)
+        q = c.GetProject(caller=caller(request), project_id=project_id)
         project = await _bus(request).request(subjects.query(c.SERVICE, "get"), q, c.Project)
         return ok(ProjectEnvelope(data=project, meta=meta()), headers={"ETag": f'"{project.version}"'})
 
@@ -98,7 +98,7 @@ class ProjectController(Controller):
         self, request: Req, project_id: ProjectId, data: JSONBody[ProjectUpdate]
     ) -> Response[ProjectEnvelope]:
         cmd = c.UpdateProject(
-            tenant=tenant(request),
+            caller=caller(request),
             project_id=project_id,
             name=data.name,
             description=data.description,
@@ -114,6 +114,6 @@ class ProjectController(Controller):
         responses=problems("project_not_found"),
     )
     async def remove(self, request: Req, project_id: ProjectId) -> Response[ProjectEnvelope]:
-        cmd = c.DeleteProject(tenant=tenant(request), project_id=project_id)
+        cmd = c.DeleteProject(caller=caller(request), project_id=project_id)
         project = await _bus(request).request(subjects.command(c.SERVICE, "delete"), cmd, c.Project)
         return ok(ProjectEnvelope(data=project, meta=meta()))
