@@ -6,20 +6,10 @@ from typing import Literal
 
 import msgspec
 
-from stratus_contracts.events import Mode
+from stratus_contracts.events import Actor, Mode
 
 Scope = Literal["read", "write", "admin"]
 ALL_SCOPES: tuple[Scope, ...] = ("read", "write", "admin")
-
-
-class Actor(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
-    """Recorded on events: who did it, from where, in which request (for the audit log)."""
-
-    key_id: str | None = None
-    member_id: str | None = None
-    token_id: str | None = None
-    ip: str | None = None
-    request_id: str | None = None
 
 
 class Caller(msgspec.Struct, frozen=True, kw_only=True):

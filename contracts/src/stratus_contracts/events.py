@@ -10,8 +10,9 @@ import msgspec
 Mode = Literal["live", "test"]
 
 
-class EventActor(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
-    """Who caused the event (for audit): the acting key, member, token, client IP and request."""
+class Actor(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """Who caused an event (for audit): the acting key, member, token, client IP and request.
+    Domain events record it; public events carry it."""
 
     key_id: str | None = None
     member_id: str | None = None
@@ -28,4 +29,4 @@ class Event(msgspec.Struct, frozen=True, kw_only=True):
     mode: Mode
     account: str
     data: dict[str, Any]
-    actor: EventActor | None = None
+    actor: Actor | None = None
