@@ -28,6 +28,7 @@ from stratus_contracts.events import Event
 from stratus_gateway.clientip import allowed, client_ip
 from stratus_gateway.problems import ApiError
 from stratus_gateway.tokens import TokenClaims, TokenSigner
+from stratus_gateway.usage import KeyUsage
 from stratus_telemetry import request_id_var
 
 log = logging.getLogger("stratus.gateway.auth")
@@ -196,6 +197,7 @@ async def authenticate(connection: ASGIConnection[Any, Any, Any, Any], handler: 
     connection.state.caller = caller
     connection.state.principal = principal
     connection.state.token = claims
+    connection.app.state.key_usage.record(caller.key_id)
     if claims is not None and handler.opt.get("keys_only"):
         raise ApiError("token_not_allowed")
     scope = required_scope(connection, handler)
@@ -212,6 +214,7 @@ def principal(connection: ASGIConnection[Any, Any, Any, Any]) -> identity.Princi
 
 
 async def start(app: Any, bus: Bus) -> Authenticator:
+    app.state.key_usage = await KeyUsage.open(bus)
     signer = await TokenSigner.open(bus)
     authn = Authenticator(bus, signer)
     await authn.start()
