@@ -9,7 +9,7 @@ import pytest
 
 from stratus_bus import Bus
 from stratus_contracts import identity, keys, subjects
-from stratus_testing import Stack
+from stratus_testing import Stack, wait_until
 
 from .conftest import EXTRA_ADMIN_KEY, problem
 
@@ -71,6 +71,8 @@ def test_admin_key_from_environment_works_and_revocation_is_401(stack: Stack) ->
                 await bus.drain()
 
         asyncio.run(revoke())
+        # Gateways cache verified keys and evict on identity's key events: within a second.
+        wait_until(lambda: client.get("/v1/me").status_code == 401, timeout=1.0, message="revocation")
         for method, path in ROUTES:
             problem(
                 client.request(method, path, json={"name": "x"} if method != "GET" else None),

@@ -31,6 +31,33 @@ CATALOGUE: dict[str, ErrorSpec] = {
     "api_key_revoked": ErrorSpec(
         401, "API key revoked", "This key was revoked and can no longer be used. Create a new key."
     ),
+    "key_expired": ErrorSpec(
+        401,
+        "API key expired",
+        "This key (or this secret of a rotated key) has expired. Use the current secret or create a new key.",
+    ),
+    "invalid_token": ErrorSpec(
+        401, "Token not valid", "The short-lived token is malformed or its signature does not verify."
+    ),
+    "token_expired": ErrorSpec(401, "Token expired", "The short-lived token has expired. Ask for a new one."),
+    # authorization
+    "insufficient_scope": ErrorSpec(
+        403, "Insufficient scope", "The key lacks the scope this route needs; `detail` names it."
+    ),
+    "ip_not_allowed": ErrorSpec(
+        403,
+        "IP address not allowed",
+        "The key has an IP allowlist that does not include the caller's address; `detail` names the address.",
+    ),
+    "key_restricted": ErrorSpec(
+        403, "Key restricted", "The key is restricted to some projects or environments and cannot do this."
+    ),
+    "token_widening": ErrorSpec(
+        403, "Token cannot widen rights", "A token can carry only rights its parent key has."
+    ),
+    "token_not_allowed": ErrorSpec(
+        403, "Not allowed with a token", "This route needs an API key; short-lived tokens cannot use it."
+    ),
     # request shape
     "route_not_found": ErrorSpec(
         404, "Route not found", "No route matches this path. Every API route lives under `/v1`."

@@ -17,7 +17,7 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Any
@@ -257,6 +257,37 @@ class Stack:
             timeout=timeout,
             check=False,
         )
+
+    @contextlib.contextmanager
+    def extra_gateway(self, env: Mapping[str, str] | None = None) -> Iterator[str]:
+        """A second gateway replica on the same bus and a free port; yields its base URL."""
+        port = free_port()
+        gateway_env = {**self.env, "NATS_URL": self.nats_url, "STRATUS_PORT": str(port), **(env or {})}
+        log = (self.data_dir / f"gateway-{port}.log").open("ab")
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "stratus_gateway"],
+            env=gateway_env,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=log,
+            preexec_fn=preexec(),
+        )
+        url = f"http://127.0.0.1:{port}"
+
+        def ready() -> bool:
+            if proc.poll() is not None:
+                raise StackFailed(f"extra gateway exited with {proc.returncode}")
+            try:
+                return httpx.get(f"{url}/readyz", timeout=1.0, trust_env=False).status_code == 200
+            except httpx.HTTPError:
+                return False
+
+        try:
+            wait_until(ready, timeout=self.ready_timeout, message="extra gateway ready")
+            yield url
+        finally:
+            terminate(proc, 10.0)
+            log.close()
 
     # -- debugging ----------------------------------------------------------------------
 

@@ -17,7 +17,7 @@ from stratus_bus.config import nats_url
 from stratus_gateway import auth
 from stratus_gateway.middleware import request_context
 from stratus_gateway.problems import EXCEPTION_HANDLERS, ApiError
-from stratus_gateway.routes import system
+from stratus_gateway.routes import system, tokens
 from stratus_gateway.routes.projects import ProjectController
 
 MAX_BODY = 1024 * 1024
@@ -54,7 +54,7 @@ def create_app(bus: Bus | None = None) -> Litestar:
 
     v1 = Router(
         "/v1",
-        route_handlers=[ProjectController, system.me],
+        route_handlers=[ProjectController, system.me, tokens.create_token],
         guards=[auth.authenticate],
         before_request=require_json,
         security=[{"bearer": []}],

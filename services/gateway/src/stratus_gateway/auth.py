@@ -26,6 +26,7 @@ from stratus_contracts import identity, keys, subjects
 from stratus_contracts.auth import Caller, Scope
 from stratus_contracts.events import Event
 from stratus_gateway.clientip import allowed, client_ip
+from stratus_gateway.middleware import WARNING_STATE
 from stratus_gateway.problems import ApiError
 from stratus_gateway.tokens import TokenClaims, TokenSigner
 from stratus_gateway.usage import KeyUsage
@@ -198,11 +199,26 @@ async def authenticate(connection: ASGIConnection[Any, Any, Any, Any], handler: 
     connection.state.principal = principal
     connection.state.token = claims
     connection.app.state.key_usage.record(caller.key_id)
+    age = key_age_seconds(principal)
+    if age > AGE_WARNING_DAYS * 86400:
+        # The outer middleware turns this into a `Warning` header on the response.
+        connection.scope.setdefault("state", {})[WARNING_STATE] = (
+            f'299 stratus "API key is {age // 86400} days old; rotate it (POST /v1/keys/{{id}}/rotate)"'
+        )
     if claims is not None and handler.opt.get("keys_only"):
         raise ApiError("token_not_allowed")
     scope = required_scope(connection, handler)
     if scope not in caller.scopes:
         raise ApiError("insufficient_scope", f"This route needs the `{scope}` scope, which this key lacks.")
+
+
+AGE_WARNING_DAYS = float(os.environ.get("STRATUS_KEY_AGE_WARNING_DAYS", "90"))
+
+
+def key_age_seconds(p: identity.Principal) -> int:
+    """Age of the presented secret (a rotation makes a key young again)."""
+    born = p.secret_created or p.created
+    return max(0, int((datetime.now(UTC) - born).total_seconds()))
 
 
 def caller(connection: ASGIConnection[Any, Any, Any, Any]) -> Caller:

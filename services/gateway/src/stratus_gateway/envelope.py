@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
+from datetime import datetime
+from typing import Any, Literal
 
 import msgspec
 from litestar import Response
 
-from stratus_contracts.identity import Principal
+from stratus_contracts.auth import Scope
+from stratus_contracts.events import Mode
 from stratus_contracts.projects import Project
 from stratus_telemetry import request_id_var
 
@@ -34,8 +36,33 @@ class ProjectListEnvelope(msgspec.Struct, kw_only=True):
     error: None = None
 
 
+class MeToken(msgspec.Struct, kw_only=True):
+    id: str
+    subject: str | None
+    expires_at: datetime
+
+
+class Me(msgspec.Struct, kw_only=True):
+    """The calling credential: which key (and token), whose account, what it may do, how old."""
+
+    object: Literal["credential"] = "credential"
+    key_id: str
+    account_id: str
+    mode: Mode
+    name: str
+    scopes: tuple[Scope, ...]
+    project_ids: tuple[str, ...] | None
+    environments: tuple[str, ...] | None
+    allowed_ips: tuple[str, ...]
+    member_id: str | None
+    created: datetime
+    age_seconds: int
+    expires_at: datetime | None
+    token: MeToken | None = None
+
+
 class MeEnvelope(msgspec.Struct, kw_only=True):
-    data: Principal
+    data: Me
     meta: Meta
     error: None = None
 

@@ -18,6 +18,7 @@ from stratus_telemetry import request_id_var
 
 log = logging.getLogger("stratus.gateway.access")
 _tracer = trace.get_tracer("stratus.gateway")
+WARNING_STATE = "stratus.warning"  # set by auth for old keys
 _SANE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
 
@@ -46,6 +47,9 @@ def request_context(app: ASGIApp) -> ASGIApp:
                 status = message["status"]
                 headers = list(message.get("headers", []))
                 headers.append((b"x-request-id", request_id.encode()))
+                warning = scope.get("state", {}).get(WARNING_STATE)
+                if warning:
+                    headers.append((b"warning", warning.encode()))
                 message["headers"] = headers
             await send(message)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime
 from typing import Any
 
 from litestar import MediaType, Request, Response, get
@@ -13,8 +14,8 @@ from stratus_bus import Bus, RemoteError, ServiceTimeout, ServiceUnavailable
 from stratus_contracts import subjects
 from stratus_contracts.errors import CATALOGUE
 from stratus_contracts.reply import Ping, Pong
-from stratus_gateway.auth import principal
-from stratus_gateway.envelope import HealthEnvelope, MeEnvelope, meta, ok
+from stratus_gateway.auth import caller, key_age_seconds, principal
+from stratus_gateway.envelope import HealthEnvelope, Me, MeEnvelope, MeToken, meta, ok
 from stratus_gateway.openapi_docs import problems
 from stratus_gateway.problems import problem_response
 
@@ -24,7 +25,26 @@ SERVICES = ("identity", "projects")
 
 @get("/me", operation_id="getMe", summary="The calling key", tags=["identity"], responses=problems())
 async def me(request: Req) -> Response[MeEnvelope]:
-    return ok(MeEnvelope(data=principal(request), meta=meta()))
+    who, key, claims = caller(request), principal(request), request.state.token
+    token = None
+    if claims is not None:
+        token = MeToken(id=claims.jti, subject=claims.sub, expires_at=datetime.fromtimestamp(claims.exp, UTC))
+    data = Me(
+        key_id=who.key_id,
+        account_id=who.account_id,
+        mode=who.mode,
+        name=key.name,
+        scopes=who.scopes,
+        project_ids=who.project_ids,
+        environments=who.environments,
+        allowed_ips=key.allowed_ips,
+        member_id=who.member_id,
+        created=key.created,
+        age_seconds=key_age_seconds(key),
+        expires_at=key.expires_at,
+        token=token,
+    )
+    return ok(MeEnvelope(data=data, meta=meta()))
 
 
 @get("/healthz", operation_id="healthz", summary="Process liveness", tags=["system"], security=[{}])
