@@ -60,7 +60,12 @@ def test_health_and_readiness_need_no_key(anon: httpx.Client) -> None:
     assert anon.get("/healthz").status_code == 200
     ready = anon.get("/readyz")
     assert ready.status_code == 200
-    assert ready.json()["data"]["checks"] == {"nats": True, "identity": True, "projects": True}
+    assert ready.json()["data"]["checks"] == {
+        "nats": True,
+        "identity": True,
+        "projects": True,
+        "audit": True,
+    }
 
 
 def test_openapi_covers_routes_errors_and_bearer(anon: httpx.Client) -> None:

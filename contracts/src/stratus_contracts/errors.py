@@ -106,9 +106,36 @@ CATALOGUE: dict[str, ErrorSpec] = {
     "project_name_taken": ErrorSpec(
         409, "Project name already taken", "Project names are unique within an account and mode."
     ),
+    "insufficient_role": ErrorSpec(
+        403,
+        "Insufficient project role",
+        "The key belongs to a member whose role on this project is too weak for this action; `detail` names the role needed.",
+    ),
+    "project_member_not_found": ErrorSpec(
+        404, "Project member not found", "The member has no role on this project."
+    ),
+    "last_owner": ErrorSpec(
+        409,
+        "Last owner",
+        "A project that has an owner keeps at least one: make another member owner before removing or demoting this one.",
+    ),
     # identity
     "account_not_found": ErrorSpec(404, "Account not found", "No such account."),
     "key_not_found": ErrorSpec(404, "API key not found", "No API key with this id exists in this account."),
+    "key_revoked": ErrorSpec(
+        409, "API key revoked", "A revoked key cannot be changed or rotated. Create a new key instead."
+    ),
+    "scope_not_held": ErrorSpec(
+        403,
+        "Rights not held",
+        "A key can only create or manage keys within its own rights: its scopes, projects, environments and member. `detail` names what the calling key lacks.",
+    ),
+    "member_not_found": ErrorSpec(
+        404, "Member not found", "No member with this id exists in this account and mode."
+    ),
+    "member_email_taken": ErrorSpec(
+        409, "Member email already taken", "Member emails are unique within an account and mode."
+    ),
 }
 
 

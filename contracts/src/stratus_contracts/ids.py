@@ -6,7 +6,7 @@ import base64
 import secrets
 import uuid
 
-PREFIXES = frozenset({"acct", "prj", "env", "dep", "whk", "evt", "dlv", "key", "req"})
+PREFIXES = frozenset({"acct", "prj", "env", "dep", "whk", "evt", "dlv", "key", "req", "mem"})
 _ALPHABET_LEN = 26  # base32 of 16 bytes, padding stripped
 
 

@@ -1,4 +1,4 @@
-"""Projects service messages: commands, queries and the project view they return."""
+"""Projects service messages: commands, queries and the project and team views they return."""
 
 from __future__ import annotations
 
@@ -12,6 +12,10 @@ from stratus_contracts.events import Mode
 
 SERVICE = "projects"
 Sort = Literal["created", "-created", "name"]
+
+# Team access roles, weakest first: each role may do everything the ones before it may.
+Role = Literal["viewer", "developer", "admin", "owner"]
+ROLES: tuple[Role, ...] = ("viewer", "developer", "admin", "owner")
 
 
 class CreateProject(msgspec.Struct, frozen=True, kw_only=True):
@@ -43,7 +47,7 @@ class ListProjects(msgspec.Struct, frozen=True, kw_only=True):
     cursor: str | None = None
     sort: Sort = "-created"
     name: str | None = None
-    owner: str | None = None
+    owner: str | None = None  # a member id: projects where that member has the owner role
 
 
 class Project(msgspec.Struct, frozen=True, kw_only=True):
@@ -51,7 +55,9 @@ class Project(msgspec.Struct, frozen=True, kw_only=True):
     object: Literal["project"] = "project"
     name: str
     description: str
-    owner: str
+    # The member that owns the project: its creator while they hold the owner role, else the
+    # longest-standing member with that role; null when no member has it.
+    owner: str | None
     mode: Mode
     created: datetime
     updated: datetime
@@ -61,6 +67,56 @@ class Project(msgspec.Struct, frozen=True, kw_only=True):
 
 class ProjectPage(msgspec.Struct, frozen=True, kw_only=True):
     data: list[Project]
+    has_more: bool
+    next_cursor: str | None = None
+
+
+# --- team access -------------------------------------------------------------------------------
+
+
+class PutProjectMember(msgspec.Struct, frozen=True, kw_only=True):
+    """Give a member a role on a project, or change it (the gateway has checked the member exists)."""
+
+    caller: Caller
+    project_id: str
+    member_id: str
+    role: Role
+
+
+class RemoveProjectMember(msgspec.Struct, frozen=True, kw_only=True):
+    caller: Caller
+    project_id: str
+    member_id: str
+
+
+class GetProjectMember(msgspec.Struct, frozen=True, kw_only=True):
+    caller: Caller
+    project_id: str
+    member_id: str
+
+
+class ListProjectMembers(msgspec.Struct, frozen=True, kw_only=True):
+    caller: Caller
+    project_id: str
+    limit: int = 20
+    cursor: str | None = None
+
+
+class ProjectMember(msgspec.Struct, frozen=True, kw_only=True):
+    """A member's access to one project. `id` is the member's id (`mem_…`)."""
+
+    id: str
+    object: Literal["project_member"] = "project_member"
+    project_id: str
+    role: Role
+    mode: Mode
+    created: datetime  # when the member got access to this project
+    updated: datetime  # when their role last changed
+    deleted: bool = False
+
+
+class ProjectMemberPage(msgspec.Struct, frozen=True, kw_only=True):
+    data: list[ProjectMember]
     has_more: bool
     next_cursor: str | None = None
 

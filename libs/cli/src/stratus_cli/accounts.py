@@ -1,24 +1,37 @@
-"""Bootstrap of the first account: fresh admin keys once, and the operator's `STRATUS_ADMIN_KEY`.
+"""Accounts from the operator's side: the bootstrap account of `stratus up` (fresh admin keys
+once, and the operator's `STRATUS_ADMIN_KEY`), and `stratus accounts create|set-plan` for tenants.
 
-Only hashes and hints cross the bus; the plaintext keys go to `<data>/credentials` (0600) once,
-when the account is created. A restart finds the account and creates nothing.
+Only hashes and hints cross the bus. The bootstrap keys go to `<data>/credentials` (0600) once,
+when the account is created, and a restart finds the account and creates nothing; a tenant's
+first keys are printed once by `stratus accounts create` and stored nowhere else.
 """
 
 from __future__ import annotations
 
+import asyncio
+import json
 import logging
+import sys
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
-from stratus_bus import Bus, RemoteError
-from stratus_cli import stackfile
+import nats
+
+from stratus_bus import Bus, RemoteError, ServiceTimeout, ServiceUnavailable
+from stratus_cli import natsserver, stackfile
+from stratus_cli.rebuild import NotRunning, locate_bus
 from stratus_contracts import keys, subjects
 from stratus_contracts.identity import (
+    AccountCreatedResult,
+    AccountView,
     Bootstrap,
     BootstrapResult,
+    CreateAccount,
     EnsureKey,
     NewKey,
+    Plan,
     Principal,
+    SetPlan,
     VerifyKey,
 )
 
@@ -105,3 +118,77 @@ async def ensure_admin_key(bus: Bus, secret: str) -> BootstrapResult:
         extra={"hint": keys.hint(secret), "key_created": result.created, "key_ids": result.key_ids},
     )
     return result
+
+
+# --- `stratus accounts create|set-plan`: operator commands against a running stack -------------
+
+
+async def _operate(message: Any, verb: str, result_type: type[Any]) -> Any:
+    """Send one identity command through the running stack's bus and return its result."""
+    url = locate_bus()
+    try:
+        nc = await natsserver.connect_once(url, "stratus-cli", timeout=3.0)
+    except (OSError, TimeoutError, nats.errors.Error) as exc:
+        raise NotRunning(f"the stack is not running: cannot reach NATS at {url} ({exc!r})") from exc
+    try:
+        return await Bus(nc).request(
+            subjects.command("identity", verb), message, result_type, timeout=TIMEOUT
+        )
+    except ServiceUnavailable as exc:
+        raise NotRunning(f"the identity service is not running (nobody answers on {url})") from exc
+    finally:
+        await natsserver.close_quietly(nc)
+
+
+async def create_account(name: str, plan: Plan) -> tuple[AccountCreatedResult, AdminKeys]:
+    """A new tenant with one admin key per mode; the secrets exist only in the return value."""
+    admin = AdminKeys.generate()
+    message = CreateAccount(name=name, plan=plan, keys=[new_key(admin.live), new_key(admin.test)])
+    return await _operate(message, "create_account", AccountCreatedResult), admin
+
+
+def _run(coro: Any) -> tuple[int, Any]:
+    try:
+        return 0, asyncio.run(coro)
+    except NotRunning as exc:
+        print(f"stratus: {exc}", file=sys.stderr)
+    except ServiceTimeout:
+        print(f"stratus: the identity service did not answer within {TIMEOUT:g}s", file=sys.stderr)
+    except RemoteError as exc:
+        print(f"stratus: {exc.error.message} ({exc.error.code})", file=sys.stderr)
+    return 1, None
+
+
+def main_create(name: str, plan: Plan, as_json: bool) -> int:
+    code, made = _run(create_account(name, plan))
+    if code:
+        return code
+    result, admin = made
+    account = result.account
+    if as_json:
+        live_id, test_id = result.key_ids
+        print(
+            json.dumps(
+                {
+                    "id": account.id,
+                    "name": account.name,
+                    "plan": account.plan,
+                    "keys": {"live": admin.live, "test": admin.test},
+                    "key_ids": {"live": live_id, "test": test_id},
+                }
+            )
+        )
+    else:
+        print(f"account {account.id} ({account.name}, plan {account.plan})")
+        print(f"  live key: {admin.live}")
+        print(f"  test key: {admin.test}")
+        print("  these keys are shown only now: store them somewhere safe")
+    return 0
+
+
+def main_set_plan(account_id: str, plan: Plan) -> int:
+    code, account = _run(_operate(SetPlan(account_id=account_id, plan=plan), "set_plan", AccountView))
+    if code:
+        return code
+    print(json.dumps({"id": account.id, "name": account.name, "plan": account.plan}))
+    return 0

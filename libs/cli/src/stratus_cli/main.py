@@ -33,6 +33,51 @@ def _rebuild(args: argparse.Namespace) -> int:
     return rebuild.main(args.view)
 
 
+def _accounts_create(args: argparse.Namespace) -> int:
+    from stratus_cli import accounts
+
+    return accounts.main_create(args.name, args.plan, args.json)
+
+
+def _accounts_set_plan(args: argparse.Namespace) -> int:
+    from stratus_cli import accounts
+
+    return accounts.main_set_plan(args.account, args.plan)
+
+
+def _add_accounts(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    accounts = commands.add_parser(
+        "accounts",
+        help="create tenant accounts and change their plans on the running stack",
+        description="Operator commands for accounts. They reach the running stack through "
+        "$STRATUS_DATA_DIR/stack.json (or NATS_URL).",
+    )
+    verbs = accounts.add_subparsers(title="subcommands", dest="verb", metavar="SUBCOMMAND", required=True)
+    plans = ["free", "pro", "internal"]
+    create = verbs.add_parser(
+        "create",
+        help="create an account with one admin key per mode",
+        description="Create an account and its first admin keys (one live, one test). The keys "
+        "are printed once and stored nowhere else.",
+    )
+    create.add_argument("name", help="the account's name")
+    create.add_argument("--plan", choices=plans, default="free", help="rate-limit plan (default: free)")
+    create.add_argument(
+        "--json",
+        action="store_true",
+        help='print {"id", "name", "plan", "keys": {"live", "test"}, "key_ids"} as JSON',
+    )
+    create.set_defaults(handler=_accounts_create)
+    set_plan = verbs.add_parser(
+        "set-plan",
+        help="change an account's plan",
+        description="Change an account's plan; gateways drop their cached view of its keys at once.",
+    )
+    set_plan.add_argument("account", help="the account id, acct_…")
+    set_plan.add_argument("plan", choices=plans)
+    set_plan.set_defaults(handler=_accounts_set_plan)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="stratus",
@@ -61,6 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     rebuild.add_argument("view", choices=["projects"], help="which read model to rebuild")
     rebuild.set_defaults(handler=_rebuild)
+    _add_accounts(commands)
     return parser
 
 

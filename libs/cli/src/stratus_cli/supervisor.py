@@ -1,7 +1,7 @@
 """`stratus up`: run the whole stack on one machine, one OS process per service.
 
 Order: the bus (an embedded nats-server unless NATS_URL is set), identity, the account
-bootstrap, then projects and the gateway. Ready means the gateway's /readyz answers 200; then
+bootstrap, then projects, audit and the gateway. Ready means the gateway's /readyz answers 200; then
 `<data>/stack.json` tells other commands where the stack is. A child that exits is restarted
 with exponential backoff. SIGINT/SIGTERM stop the services first, then the bus, and exit 0.
 """
@@ -29,7 +29,7 @@ from stratus_telemetry import configure_logging
 
 log = logging.getLogger("stratus.supervisor")
 
-SERVICES = ("identity", "projects", "gateway")
+SERVICES = ("identity", "projects", "audit", "gateway")
 
 
 class StartupError(Exception):
@@ -116,7 +116,7 @@ class Supervisor:
         finally:
             await natsserver.close_quietly(nc)
 
-        for name in ("projects", "gateway"):
+        for name in ("projects", "audit", "gateway"):
             await self._launch(self.services[name])
         await self._wait_ready(loop.time() + self.settings.ready_timeout)
         self.ready = True

@@ -19,6 +19,7 @@ from opentelemetry import trace
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
+from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
 
 request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "stratus_request_id", default=None
@@ -83,10 +84,14 @@ def _exporter_names() -> list[str]:
 def configure_tracing(service: str, *extra: SpanProcessor) -> TracerProvider:
     """Install the global tracer provider. Exporters are the `OTEL_TRACES_EXPORTER` entry points."""
     resource = Resource.create({"service.name": os.environ.get("OTEL_SERVICE_NAME", service)})
-    provider = TracerProvider(resource=resource)
+    names = _exporter_names()
+    # With nothing to export to, spans are not recorded at all (they still carry trace ids for
+    # logs and propagation): recording spans nobody reads costs every request for nothing.
+    record = bool(names or extra or os.environ.get("OTEL_TRACES_SAMPLER"))
+    provider = TracerProvider(resource=resource, sampler=None if record else ALWAYS_OFF)
     available = {ep.name: ep for ep in entry_points(group="opentelemetry_traces_exporter")}
     available.setdefault("otlp", available.get("otlp_proto_http"))
-    for name in _exporter_names():
+    for name in names:
         if available.get(name) is None:
             logging.getLogger(__name__).warning("unknown OTEL_TRACES_EXPORTER %r ignored", name)
             continue

@@ -18,6 +18,10 @@ from stratus_gateway import auth
 from stratus_gateway.middleware import request_context
 from stratus_gateway.problems import EXCEPTION_HANDLERS, ApiError
 from stratus_gateway.routes import system, tokens
+from stratus_gateway.routes.audit import AuditController
+from stratus_gateway.routes.keys import KeyController
+from stratus_gateway.routes.members import MemberController
+from stratus_gateway.routes.project_members import ProjectMemberController
 from stratus_gateway.routes.projects import ProjectController
 
 MAX_BODY = 1024 * 1024
@@ -54,8 +58,16 @@ def create_app(bus: Bus | None = None) -> Litestar:
 
     v1 = Router(
         "/v1",
-        route_handlers=[ProjectController, system.me, tokens.create_token],
-        guards=[auth.authenticate],
+        route_handlers=[
+            ProjectController,
+            ProjectMemberController,
+            AuditController,
+            KeyController,
+            MemberController,
+            system.me,
+            tokens.create_token,
+        ],
+        middleware=[auth.authentication],
         before_request=require_json,
         security=[{"bearer": []}],
     )
@@ -85,7 +97,7 @@ def create_app(bus: Bus | None = None) -> Litestar:
                     )
                 }
             ),
-            tags=[Tag(name="projects"), Tag(name="identity"), Tag(name="system")],
+            tags=[Tag(name="projects"), Tag(name="identity"), Tag(name="audit"), Tag(name="system")],
             create_examples=False,
         ),
         # Logging is ours (JSON via stratus_telemetry); Litestar's default config would replace it.

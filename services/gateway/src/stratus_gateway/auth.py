@@ -19,6 +19,7 @@ from typing import Any
 import msgspec
 from litestar.connection import ASGIConnection
 from litestar.handlers.base import BaseRouteHandler
+from litestar.types import ASGIApp
 from nats.js.api import DeliverPolicy
 
 from stratus_bus import Bus, RemoteError
@@ -174,45 +175,66 @@ def _narrow(parent: tuple[str, ...] | None, child: tuple[str, ...] | None) -> tu
     return tuple(x for x in child if x in parent)
 
 
-def required_scope(connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler) -> Scope:
+AGE_WARNING_DAYS = float(os.environ.get("STRATUS_KEY_AGE_WARNING_DAYS", "90"))
+AUTH_STATE = "stratus.auth"  # where the resolved credential lives in the ASGI scope
+
+
+class Authenticated(msgspec.Struct, frozen=True):
+    caller: Caller
+    principal: identity.Principal
+    token: TokenClaims | None
+
+
+def required_scope(method: str, handler: BaseRouteHandler) -> Scope:
     """A route's scope: its `opt["scope"]`, else `read` for reads and `write` for writes."""
     scope = handler.opt.get("scope")
     if scope is not None:
         return scope
-    return "write" if connection.scope.get("method") in _WRITE_METHODS else "read"
+    return "write" if method in _WRITE_METHODS else "read"
 
 
-async def authenticate(connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler) -> None:
-    """Litestar guard on every `/v1` route: authenticate, then check the route's scope."""
-    header = connection.headers.get("authorization")
+def _bearer(scope: Any) -> str:
+    header = next((v for k, v in scope["headers"] if k == b"authorization"), None)
     if not header:
         raise _fail("missing_api_key")
-    scheme, _, bearer = header.partition(" ")
+    scheme, _, bearer = header.decode("latin-1").partition(" ")
     bearer = bearer.strip()
     if scheme.lower() != "bearer" or not bearer:
         raise _fail("malformed_api_key", "Use the `Authorization: Bearer <key>` scheme.")
     if len(bearer) > MAX_BEARER:
         raise _fail("malformed_api_key")
-    authn: Authenticator = connection.app.state.authenticator
-    caller, principal, claims = await authn.authenticate(bearer, client_ip(connection.scope))
-    connection.state.caller = caller
-    connection.state.principal = principal
-    connection.state.token = claims
-    connection.app.state.key_usage.record(caller.key_id)
-    age = key_age_seconds(principal)
-    if age > AGE_WARNING_DAYS * 86400:
-        # The outer middleware turns this into a `Warning` header on the response.
-        connection.scope.setdefault("state", {})[WARNING_STATE] = (
-            f'299 stratus "API key is {age // 86400} days old; rotate it (POST /v1/keys/{{id}}/rotate)"'
-        )
-    if claims is not None and handler.opt.get("keys_only"):
-        raise ApiError("token_not_allowed")
-    scope = required_scope(connection, handler)
-    if scope not in caller.scopes:
-        raise ApiError("insufficient_scope", f"This route needs the `{scope}` scope, which this key lacks.")
+    return bearer
 
 
-AGE_WARNING_DAYS = float(os.environ.get("STRATUS_KEY_AGE_WARNING_DAYS", "90"))
+def authentication(app: ASGIApp) -> ASGIApp:
+    """Route middleware on every `/v1` route: authenticate, then check the route's scope.
+
+    Middleware rather than a Litestar guard: it runs after routing (so the route's `opt` is
+    known) without the per-request handler copy guards cost, and its errors still go through the
+    app's exception handlers.
+    """
+
+    async def middleware(scope: Any, receive: Any, send: Any) -> None:
+        handler: BaseRouteHandler = scope["route_handler"]
+        authn: Authenticator = scope["app"].state.authenticator
+        who, key, claims = await authn.authenticate(_bearer(scope), client_ip(scope))
+        scope[AUTH_STATE] = Authenticated(who, key, claims)
+        scope["app"].state.key_usage.record(who.key_id)
+        if (age := key_age_seconds(key)) > AGE_WARNING_DAYS * 86400:
+            # The outer middleware turns this into a `Warning` header on the response.
+            scope.setdefault("state", {})[WARNING_STATE] = (
+                f'299 stratus "API key is {age // 86400} days old; rotate it (POST /v1/keys/{{id}}/rotate)"'
+            )
+        if claims is not None and handler.opt.get("keys_only"):
+            raise ApiError("token_not_allowed")
+        needed = required_scope(scope["method"], handler)
+        if needed not in who.scopes:
+            raise ApiError(
+                "insufficient_scope", f"This route needs the `{needed}` scope, which this key lacks."
+            )
+        await app(scope, receive, send)
+
+    return middleware
 
 
 def key_age_seconds(p: identity.Principal) -> int:
@@ -221,12 +243,20 @@ def key_age_seconds(p: identity.Principal) -> int:
     return max(0, int((datetime.now(UTC) - born).total_seconds()))
 
 
+def authenticated(connection: ASGIConnection[Any, Any, Any, Any]) -> Authenticated:
+    return connection.scope[AUTH_STATE]  # type: ignore[literal-required]
+
+
 def caller(connection: ASGIConnection[Any, Any, Any, Any]) -> Caller:
-    return connection.state.caller
+    return authenticated(connection).caller
 
 
 def principal(connection: ASGIConnection[Any, Any, Any, Any]) -> identity.Principal:
-    return connection.state.principal
+    return authenticated(connection).principal
+
+
+def token(connection: ASGIConnection[Any, Any, Any, Any]) -> TokenClaims | None:
+    return authenticated(connection).token
 
 
 async def start(app: Any, bus: Bus) -> Authenticator:
@@ -238,4 +268,4 @@ async def start(app: Any, bus: Bus) -> Authenticator:
     return authn
 
 
-__all__ = ["Authenticator", "authenticate", "caller", "principal", "required_scope", "start"]
+__all__ = ["Authenticator", "authentication", "caller", "principal", "required_scope", "start", "token"]

@@ -32,8 +32,10 @@ def _trusted(address: ipaddress.IPv4Address | ipaddress.IPv6Address, proxies: tu
 def client_ip(scope: Any, proxies: tuple[IPNetwork, ...] | None = None) -> str:
     proxies = trusted_proxies() if proxies is None else proxies
     peer = (scope.get("client") or ("",))[0]
+    if not proxies:
+        return peer
     peer_ip = _parse(peer)
-    if peer_ip is None or not proxies or not _trusted(peer_ip, proxies):
+    if peer_ip is None or not _trusted(peer_ip, proxies):
         return peer
     forwarded = b",".join(v for k, v in scope.get("headers", ()) if k == b"x-forwarded-for").decode("latin-1")
     for hop in reversed([h for h in forwarded.split(",") if h.strip()]):

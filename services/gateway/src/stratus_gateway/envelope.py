@@ -10,7 +10,8 @@ from litestar import Response
 
 from stratus_contracts.auth import Scope
 from stratus_contracts.events import Mode
-from stratus_contracts.projects import Project
+from stratus_contracts.identity import KeyView, MemberView
+from stratus_contracts.projects import Project, ProjectMember
 from stratus_telemetry import request_id_var
 
 
@@ -32,6 +33,18 @@ class ProjectEnvelope(msgspec.Struct, kw_only=True):
 
 class ProjectListEnvelope(msgspec.Struct, kw_only=True):
     data: list[Project]
+    meta: ListMeta
+    error: None = None
+
+
+class ProjectMemberEnvelope(msgspec.Struct, kw_only=True):
+    data: ProjectMember
+    meta: Meta
+    error: None = None
+
+
+class ProjectMemberListEnvelope(msgspec.Struct, kw_only=True):
+    data: list[ProjectMember]
     meta: ListMeta
     error: None = None
 
@@ -64,6 +77,42 @@ class Me(msgspec.Struct, kw_only=True):
 class MeEnvelope(msgspec.Struct, kw_only=True):
     data: Me
     meta: Meta
+    error: None = None
+
+
+class KeyEnvelope(msgspec.Struct, kw_only=True):
+    data: KeyView
+    meta: Meta
+    error: None = None
+
+
+class KeyListEnvelope(msgspec.Struct, kw_only=True):
+    data: list[KeyView]
+    meta: ListMeta
+    error: None = None
+
+
+class KeyWithSecret(KeyView, frozen=True, kw_only=True):
+    """A key as created or rotated: the only time its `secret` is ever shown."""
+
+    secret: str
+
+
+class KeyWithSecretEnvelope(msgspec.Struct, kw_only=True):
+    data: KeyWithSecret
+    meta: Meta
+    error: None = None
+
+
+class MemberEnvelope(msgspec.Struct, kw_only=True):
+    data: MemberView
+    meta: Meta
+    error: None = None
+
+
+class MemberListEnvelope(msgspec.Struct, kw_only=True):
+    data: list[MemberView]
+    meta: ListMeta
     error: None = None
 
 

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated
 
 import msgspec
+
+from stratus_contracts.auth import Scope
+from stratus_contracts.identity import DEFAULT_ROTATION_OVERLAP, MAX_ROTATION_OVERLAP
+from stratus_contracts.projects import Role
 
 ProjectName = Annotated[
     str,
@@ -29,3 +34,88 @@ class ProjectUpdate(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 
     name: ProjectName | None = None
     description: Description | None = None
+
+
+class ProjectMemberPut(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """The member's role on the project: `owner`, `admin`, `developer` or `viewer`."""
+
+    role: Role
+
+
+# --- API keys and members ---------------------------------------------------------------------
+
+KeyName = Annotated[str, msgspec.Meta(min_length=1, max_length=100, description="A label for people.")]
+Scopes = Annotated[
+    list[Scope],
+    msgspec.Meta(min_length=1, max_length=3, description="One or more of `read`, `write`, `admin`."),
+]
+ProjectIds = Annotated[
+    list[Annotated[str, msgspec.Meta(max_length=64)]],
+    msgspec.Meta(max_length=100, description="Only these projects (`prj_…`); null: every project."),
+]
+EnvironmentNames = Annotated[
+    list[Annotated[str, msgspec.Meta(max_length=63)]],
+    msgspec.Meta(max_length=100, description="Only these environment names; null: every environment."),
+]
+Cidrs = Annotated[
+    list[Annotated[str, msgspec.Meta(max_length=64)]],
+    msgspec.Meta(
+        max_length=100,
+        description="IPv4/IPv6 CIDRs (`203.0.113.0/24`, `2001:db8::/32`) requests may come from; "
+        "empty or null: any address.",
+    ),
+]
+ExpiresAt = Annotated[
+    datetime, msgspec.Meta(tz=True, description="RFC 3339 time after which the key stops working.")
+]
+
+
+class KeyCreate(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """A new key in the calling key's mode. Left-out restrictions default to the caller's own."""
+
+    name: KeyName
+    scopes: Scopes
+    project_ids: ProjectIds | None = None
+    environments: EnvironmentNames | None = None
+    allowed_ips: Cidrs = []
+    expires_at: ExpiresAt | None = None
+    member_id: (
+        Annotated[str, msgspec.Meta(max_length=64, description="Bind the key to this member.")] | None
+    ) = None
+
+
+class KeyUpdate(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """Fields to change. Omitted fields stay; `null` keeps `name`/`scopes` and removes a restriction
+    (`project_ids`, `environments`, `allowed_ips`, `expires_at`). A past `expires_at` ends the key now."""
+
+    name: KeyName | None = None
+    scopes: Scopes | None = None
+    project_ids: ProjectIds | msgspec.UnsetType | None = msgspec.UNSET
+    environments: EnvironmentNames | msgspec.UnsetType | None = msgspec.UNSET
+    allowed_ips: Cidrs | msgspec.UnsetType | None = msgspec.UNSET
+    expires_at: ExpiresAt | msgspec.UnsetType | None = msgspec.UNSET
+
+
+class KeyRotate(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    overlap_seconds: Annotated[
+        int,
+        msgspec.Meta(
+            ge=0,
+            le=MAX_ROTATION_OVERLAP,
+            description="How long the current secret keeps working (0: stops now; default one day).",
+        ),
+    ] = DEFAULT_ROTATION_OVERLAP
+
+
+class MemberCreate(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    email: Annotated[
+        str,
+        msgspec.Meta(
+            min_length=3,
+            max_length=254,
+            pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$",
+            description="Unique within the account and mode (compared case-insensitively).",
+            examples=["ada@example.com"],
+        ),
+    ]
+    name: Annotated[str, msgspec.Meta(max_length=100)] = ""

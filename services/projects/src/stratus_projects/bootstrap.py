@@ -25,6 +25,7 @@ def open_partition(mode: Mode, bus: Bus | None) -> Partition:
     root = data_dir()
     store = open_store(c.SERVICE, mode, root)
     view = LocalView(root / f"{c.SERVICE}-{mode}.view.db", store, listing.SCHEMA, listing.apply)
+    listing.ensure_current(view)
     relay = Relay(store, bus.js, publisher(mode)) if bus is not None and relay_enabled() else None
     return Partition(mode=mode, store=store, view=view, relay=relay)
 
@@ -46,3 +47,9 @@ async def setup(bus: Bus, stack: contextlib.AsyncExitStack) -> None:
     await bus.serve(subjects.command(c.SERVICE, "rebuild_view"), c.RebuildView, h.rebuild, queue=q)
     await bus.serve(subjects.query(c.SERVICE, "get"), c.GetProject, h.get, queue=q)
     await bus.serve(subjects.query(c.SERVICE, "list"), c.ListProjects, h.list, queue=q)
+    await bus.serve(subjects.command(c.SERVICE, "put_member"), c.PutProjectMember, h.put_member, queue=q)
+    await bus.serve(
+        subjects.command(c.SERVICE, "remove_member"), c.RemoveProjectMember, h.remove_member, queue=q
+    )
+    await bus.serve(subjects.query(c.SERVICE, "get_member"), c.GetProjectMember, h.get_member, queue=q)
+    await bus.serve(subjects.query(c.SERVICE, "list_members"), c.ListProjectMembers, h.list_members, queue=q)

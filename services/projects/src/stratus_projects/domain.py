@@ -1,9 +1,12 @@
-"""The project aggregate and the project-name index: state, decisions and event application.
+"""The project aggregate (with its team) and the project-name index: state, decisions, events.
 
 Pure: no I/O. Decisions take state and a command's values and return events, or raise a
 DomainError. Names are unique within an account and mode through a name-index aggregate whose id
 is derived from (account, name); saving the claim with the project lets the store's optimistic
 concurrency reject a second claim of the same name.
+
+Team access lives in the project aggregate itself, so that rules spanning the whole team (a
+project that has an owner keeps at least one) are checked against one consistent version.
 """
 
 from __future__ import annotations
@@ -12,11 +15,25 @@ import uuid
 from collections.abc import Iterable
 from datetime import datetime
 from functools import singledispatch
+from typing import TypeGuard
 
 import msgspec
 
+from stratus_contracts.auth import Caller
 from stratus_contracts.errors import DomainError
-from stratus_eventstore.model import DomainEvent, index_uuid
+from stratus_contracts.events import Actor
+from stratus_contracts.ids import encode_id
+from stratus_contracts.projects import ROLES, Role
+from stratus_eventstore.model import DomainEvent, index_uuid, utcnow
+
+RANK: dict[Role, int] = {role: rank for rank, role in enumerate(ROLES)}
+
+
+class Membership(msgspec.Struct, frozen=True, kw_only=True):
+    role: Role
+    added_version: int  # the project version that gave the member access: orders the team
+    created: datetime
+    updated: datetime
 
 
 class Project(msgspec.Struct, frozen=True, kw_only=True):
@@ -25,10 +42,11 @@ class Project(msgspec.Struct, frozen=True, kw_only=True):
     account: str
     name: str
     description: str
-    owner: str
+    owner: str | None
     created: datetime
     updated: datetime
     deleted: bool = False
+    members: dict[str, Membership] = {}
 
 
 class NameIndex(msgspec.Struct, frozen=True, kw_only=True):
@@ -37,20 +55,45 @@ class NameIndex(msgspec.Struct, frozen=True, kw_only=True):
     project_id: uuid.UUID | None
 
 
-class ProjectCreated(DomainEvent, frozen=True, kw_only=True):
+class ProjectEvent(DomainEvent, frozen=True, kw_only=True):
+    """A change to a project, with who made it (the audit trail is derived from these)."""
+
+    actor: Actor | None = None
+
+
+class ProjectCreated(ProjectEvent, frozen=True, kw_only=True):
     account: str
     name: str
     description: str
-    owner: str
+    # The creating member, made owner in the same save; None when an unbound key created it.
+    # Events recorded before team access carry `owner` (the creating key's id) instead, which is
+    # deliberately not read: a key is not a member, so those projects have no owner.
+    owner_member: str | None = None
 
 
-class ProjectUpdated(DomainEvent, frozen=True, kw_only=True):
+class ProjectUpdated(ProjectEvent, frozen=True, kw_only=True):
     name: str | None = None
     description: str | None = None
 
 
-class ProjectDeleted(DomainEvent, frozen=True, kw_only=True):
+class ProjectDeleted(ProjectEvent, frozen=True, kw_only=True):
     pass
+
+
+class ProjectMemberAdded(ProjectEvent, frozen=True, kw_only=True):
+    member_id: str
+    role: Role
+
+
+class ProjectMemberUpdated(ProjectEvent, frozen=True, kw_only=True):
+    member_id: str
+    role: Role
+    previous_role: Role
+
+
+class ProjectMemberRemoved(ProjectEvent, frozen=True, kw_only=True):
+    member_id: str
+    role: Role  # the role the member had
 
 
 class ProjectNameClaimed(DomainEvent, frozen=True, kw_only=True):
@@ -61,8 +104,18 @@ class ProjectNameReleased(DomainEvent, frozen=True, kw_only=True):
     project_id: uuid.UUID
 
 
+MEMBER_EVENTS = (ProjectMemberAdded, ProjectMemberUpdated, ProjectMemberRemoved)
+
+
 def name_index_id(account: str, name: str) -> uuid.UUID:
     return index_uuid("project-name", account, name)
+
+
+def primary_owner(members: dict[str, Membership]) -> str | None:
+    """The project's `owner`: the earliest-added member holding the owner role (the creator, as
+    long as they keep it). A pure function of the team, so the list view computes it the same way."""
+    owners = [(m.added_version, member_id) for member_id, m in members.items() if m.role == "owner"]
+    return min(owners)[1] if owners else None
 
 
 # --- applying events -------------------------------------------------------------------------
@@ -81,7 +134,7 @@ def _(event: ProjectCreated, _: None) -> Project:
         account=event.account,
         name=event.name,
         description=event.description,
-        owner=event.owner,
+        owner=event.owner_member,
         created=event.timestamp,
         updated=event.timestamp,
     )
@@ -105,6 +158,42 @@ def _(event: ProjectDeleted, state: Project) -> Project:
     )
 
 
+def _with_members(state: Project, event: ProjectEvent, members: dict[str, Membership]) -> Project:
+    # Team changes are changes to the project: they move its version (its ETag) and `updated`.
+    return msgspec.structs.replace(
+        state,
+        version=event.originator_version,
+        updated=event.timestamp,
+        members=members,
+        owner=primary_owner(members),
+    )
+
+
+@mutate.register
+def _(event: ProjectMemberAdded, state: Project) -> Project:
+    added = Membership(
+        role=event.role,
+        added_version=event.originator_version,
+        created=event.timestamp,
+        updated=event.timestamp,
+    )
+    return _with_members(state, event, {**state.members, event.member_id: added})
+
+
+@mutate.register
+def _(event: ProjectMemberUpdated, state: Project) -> Project:
+    changed = msgspec.structs.replace(
+        state.members[event.member_id], role=event.role, updated=event.timestamp
+    )
+    return _with_members(state, event, {**state.members, event.member_id: changed})
+
+
+@mutate.register
+def _(event: ProjectMemberRemoved, state: Project) -> Project:
+    members = {k: v for k, v in state.members.items() if k != event.member_id}
+    return _with_members(state, event, members)
+
+
 @mutate.register
 def _(event: ProjectNameClaimed, _: NameIndex | None) -> NameIndex:
     return NameIndex(id=event.originator_id, version=event.originator_version, project_id=event.project_id)
@@ -119,6 +208,41 @@ def project(state: object, events: Iterable[DomainEvent]) -> object:
     for event in events:
         state = mutate(event, state)
     return state
+
+
+# --- who may do what -------------------------------------------------------------------------
+
+
+def visible(state: object, caller: Caller) -> TypeGuard[Project]:
+    """Whether the caller may know the project exists. Anything else is a 404, indistinguishable
+    from a project that does not exist: another account's, outside the key's `project_ids`, or
+    (for a member-bound key) one where the member has no role."""
+    if not isinstance(state, Project) or state.deleted or state.account != caller.account_id:
+        return False
+    if not caller.may_see_project(encode_id("prj", state.id)):
+        return False
+    return caller.member_id is None or caller.member_id in state.members
+
+
+def require_role(state: Project, caller: Caller, needed: Role, action: str) -> None:
+    """403 unless a member-bound caller's role reaches `needed`. Unbound keys are account-wide:
+    their scopes (checked by the gateway) bound them, not roles. Call after `visible`."""
+    if caller.member_id is None:
+        return
+    have = state.members[caller.member_id].role
+    if RANK[have] < RANK[needed]:
+        raise DomainError(
+            "insufficient_role",
+            f"{action} needs the `{needed}` role on this project; this key's member has `{have}`.",
+        )
+
+
+def require_unrestricted(caller: Caller) -> None:
+    if caller.project_ids is not None:
+        raise DomainError(
+            "key_restricted",
+            "This key is restricted to specific projects, so it cannot create projects.",
+        )
 
 
 # --- decisions -------------------------------------------------------------------------------
@@ -145,18 +269,37 @@ def create(
     account: str,
     name: str,
     description: str,
-    owner: str,
+    caller: Caller,
     index: NameIndex | None,
 ) -> list[DomainEvent]:
-    created = ProjectCreated(
-        originator_id=project_id,
-        originator_version=1,
-        account=account,
-        name=name,
-        description=description,
-        owner=owner,
-    )
-    return [created, _claim(index, account, name, project_id)]
+    """A new project; a member-bound creator becomes its owner member in the same save."""
+    require_unrestricted(caller)
+    now = utcnow()
+    actor = caller.actor()
+    events: list[DomainEvent] = [
+        ProjectCreated(
+            originator_id=project_id,
+            originator_version=1,
+            timestamp=now,
+            actor=actor,
+            account=account,
+            name=name,
+            description=description,
+            owner_member=caller.member_id,
+        )
+    ]
+    if caller.member_id is not None:
+        events.append(
+            ProjectMemberAdded(
+                originator_id=project_id,
+                originator_version=2,
+                timestamp=now,  # one moment: a new project's `updated` equals its `created`
+                actor=actor,
+                member_id=caller.member_id,
+                role="owner",
+            )
+        )
+    return [*events, _claim(index, account, name, project_id)]
 
 
 def update(
@@ -165,6 +308,7 @@ def update(
     description: str | None,
     new_index: NameIndex | None,
     old_index: NameIndex | None,
+    actor: Actor,
 ) -> list[DomainEvent]:
     if name == state.name:
         name = None
@@ -176,6 +320,7 @@ def update(
         ProjectUpdated(
             originator_id=state.id,
             originator_version=state.version + 1,
+            actor=actor,
             name=name,
             description=description,
         )
@@ -187,8 +332,75 @@ def update(
     return events
 
 
-def delete(state: Project, index: NameIndex | None) -> list[DomainEvent]:
-    events: list[DomainEvent] = [ProjectDeleted(originator_id=state.id, originator_version=state.version + 1)]
+def delete(state: Project, index: NameIndex | None, actor: Actor) -> list[DomainEvent]:
+    events: list[DomainEvent] = [
+        ProjectDeleted(originator_id=state.id, originator_version=state.version + 1, actor=actor)
+    ]
     if index is not None and index.project_id == state.id:
         events.append(_release(index, state.id))
     return events
+
+
+def not_on_project(member_id: str) -> DomainError:
+    return DomainError("project_member_not_found", f"Member {member_id!r} has no role on this project.")
+
+
+def _check_keeps_an_owner(state: Project, member_id: str) -> None:
+    owners = [m for m, ms in state.members.items() if ms.role == "owner"]
+    if owners == [member_id]:
+        raise DomainError(
+            "last_owner",
+            f"Member {member_id!r} is this project's last owner; make another member owner first.",
+        )
+
+
+def put_member(state: Project, caller: Caller, member_id: str, role: Role) -> list[DomainEvent]:
+    """Give `member_id` the role, or change theirs. Admins manage the team, but only an owner may
+    grant the owner role or change an owner's: otherwise an admin could take the project over."""
+    current = state.members.get(member_id)
+    require_role(state, caller, "admin", "Managing team access")
+    if role == "owner" or (current is not None and current.role == "owner"):
+        require_role(state, caller, "owner", "Granting or changing the owner role")
+    if current is None:
+        return [
+            ProjectMemberAdded(
+                originator_id=state.id,
+                originator_version=state.version + 1,
+                actor=caller.actor(),
+                member_id=member_id,
+                role=role,
+            )
+        ]
+    if current.role == role:
+        return []
+    if current.role == "owner":
+        _check_keeps_an_owner(state, member_id)
+    return [
+        ProjectMemberUpdated(
+            originator_id=state.id,
+            originator_version=state.version + 1,
+            actor=caller.actor(),
+            member_id=member_id,
+            role=role,
+            previous_role=current.role,
+        )
+    ]
+
+
+def remove_member(state: Project, caller: Caller, member_id: str) -> list[DomainEvent]:
+    require_role(state, caller, "admin", "Managing team access")
+    current = state.members.get(member_id)
+    if current is None:
+        raise not_on_project(member_id)
+    if current.role == "owner":
+        require_role(state, caller, "owner", "Removing an owner")
+        _check_keeps_an_owner(state, member_id)
+    return [
+        ProjectMemberRemoved(
+            originator_id=state.id,
+            originator_version=state.version + 1,
+            actor=caller.actor(),
+            member_id=member_id,
+            role=current.role,
+        )
+    ]

@@ -1,4 +1,9 @@
-"""Command and query handlers: load, decide, save, reply. Store calls run in a worker thread."""
+"""Command and query handlers: load, decide, save, reply. Store calls run in a worker thread.
+
+Every handler first resolves the project as the caller may see it (`_accessible`): another
+account's project, one outside the key's `project_ids` and, for a member-bound key, one where
+the member has no role are all the same 404. Role checks then give 403 `insufficient_role`.
+"""
 
 from __future__ import annotations
 
@@ -19,18 +24,25 @@ from stratus_contracts.projects import (
     CreateProject,
     DeleteProject,
     GetProject,
+    GetProjectMember,
+    ListProjectMembers,
     ListProjects,
     Project,
+    ProjectMember,
+    ProjectMemberPage,
     ProjectPage,
+    PutProjectMember,
     RebuildResult,
     RebuildView,
+    RemoveProjectMember,
+    Role,
     UpdateProject,
 )
 from stratus_eventstore.relay import Relay
 from stratus_eventstore.store import Store
 from stratus_eventstore.view import LocalView
 from stratus_projects import domain, listing
-from stratus_projects.publish import to_view
+from stratus_projects.publish import removed_member_view, to_member_view, to_view
 
 _tracer = trace.get_tracer("stratus.projects")
 CONFLICT_RETRIES = 5
@@ -62,6 +74,12 @@ class Partition:
             self.relay.wakeup.set()
 
 
+def _after(state: domain.Project | None, events: list[Any]) -> domain.Project:
+    """The project after the project's own events of a save (index events are other aggregates)."""
+    mine = [e for e in events if isinstance(e, domain.ProjectEvent)]
+    return domain.project(state, mine)  # type: ignore[return-value]
+
+
 def _not_found(project_id: str) -> DomainError:
     return DomainError("project_not_found", f"No project {project_id!r} in this account.")
 
@@ -70,12 +88,16 @@ class ProjectsHandlers:
     def __init__(self, partitions: dict[str, Partition]) -> None:
         self.partitions = partitions
 
-    def _owned(self, part: Partition, caller: Caller, project_id: str) -> domain.Project:
-        """The caller's live project, or 404: another account's project is indistinguishable."""
+    def _accessible(
+        self, part: Partition, caller: Caller, project_id: str, needed: Role | None = None, action: str = ""
+    ) -> domain.Project:
+        """The live project if the caller may see it (and holds `needed`), else 404 (or 403)."""
         key = decode_id("prj", project_id)
         state = part.load(key) if key else None
-        if not isinstance(state, domain.Project) or state.account != caller.account_id or state.deleted:
+        if not domain.visible(state, caller):
             raise _not_found(project_id)
+        if needed is not None:
+            domain.require_role(state, caller, needed, action)
         return state
 
     def _index(self, part: Partition, account: str, name: str) -> domain.NameIndex | None:
@@ -98,15 +120,10 @@ class ProjectsHandlers:
         def attempt() -> Project:
             index = self._index(part, cmd.caller.account_id, cmd.name)
             events = domain.create(
-                project_id,
-                cmd.caller.account_id,
-                cmd.name,
-                cmd.description,
-                cmd.caller.key_id,
-                index,
+                project_id, cmd.caller.account_id, cmd.name, cmd.description, cmd.caller, index
             )
             part.save(events)
-            return to_view(domain.project(None, events[:1]), part.mode)  # type: ignore[arg-type]
+            return to_view(_after(None, events), part.mode)
 
         return self._retrying(attempt)
 
@@ -114,14 +131,16 @@ class ProjectsHandlers:
         part = self.partitions[cmd.caller.mode]
 
         def attempt() -> Project:
-            state = self._owned(part, cmd.caller, cmd.project_id)
+            state = self._accessible(
+                part, cmd.caller, cmd.project_id, "developer", "Changing project settings"
+            )
             new_index = old_index = None
             if cmd.name is not None and cmd.name != state.name:
                 new_index = self._index(part, state.account, cmd.name)
                 old_index = self._index(part, state.account, state.name)
-            events = domain.update(state, cmd.name, cmd.description, new_index, old_index)
+            events = domain.update(state, cmd.name, cmd.description, new_index, old_index, cmd.caller.actor())
             part.save(events)
-            return to_view(domain.project(state, events[:1]), part.mode)  # type: ignore[arg-type]
+            return to_view(_after(state, events), part.mode)
 
         return self._retrying(attempt)
 
@@ -129,16 +148,53 @@ class ProjectsHandlers:
         part = self.partitions[cmd.caller.mode]
 
         def attempt() -> Project:
-            state = self._owned(part, cmd.caller, cmd.project_id)
-            events = domain.delete(state, self._index(part, state.account, state.name))
+            # Deleting takes everything from every member, so it is the owners' decision.
+            state = self._accessible(part, cmd.caller, cmd.project_id, "owner", "Deleting a project")
+            index = self._index(part, state.account, state.name)
+            events = domain.delete(state, index, cmd.caller.actor())
             part.save(events)
-            return to_view(domain.project(state, events[:1]), part.mode)  # type: ignore[arg-type]
+            return to_view(_after(state, events), part.mode)
 
         return self._retrying(attempt)
 
     def get_sync(self, q: GetProject) -> Project:
         part = self.partitions[q.caller.mode]
-        return to_view(self._owned(part, q.caller, q.project_id), part.mode)
+        return to_view(self._accessible(part, q.caller, q.project_id), part.mode)
+
+    def put_member_sync(self, cmd: PutProjectMember) -> ProjectMember:
+        part = self.partitions[cmd.caller.mode]
+
+        def attempt() -> ProjectMember:
+            state = self._accessible(part, cmd.caller, cmd.project_id)
+            events = domain.put_member(state, cmd.caller, cmd.member_id, cmd.role)
+            part.save(events)
+            return to_member_view(_after(state, events), cmd.member_id, part.mode)
+
+        return self._retrying(attempt)
+
+    def remove_member_sync(self, cmd: RemoveProjectMember) -> ProjectMember:
+        part = self.partitions[cmd.caller.mode]
+
+        def attempt() -> ProjectMember:
+            state = self._accessible(part, cmd.caller, cmd.project_id)
+            events = domain.remove_member(state, cmd.caller, cmd.member_id)
+            part.save(events)
+            return removed_member_view(state, cmd.member_id, part.mode, events[0].timestamp)
+
+        return self._retrying(attempt)
+
+    def get_member_sync(self, q: GetProjectMember) -> ProjectMember:
+        part = self.partitions[q.caller.mode]
+        state = self._accessible(part, q.caller, q.project_id)
+        if q.member_id not in state.members:
+            raise domain.not_on_project(q.member_id)
+        return to_member_view(state, q.member_id, part.mode)
+
+    def list_members_sync(self, q: ListProjectMembers) -> ProjectMemberPage:
+        part = self.partitions[q.caller.mode]
+        state = self._accessible(part, q.caller, q.project_id)
+        team = [(m.added_version, to_member_view(state, mid, part.mode)) for mid, m in state.members.items()]
+        return listing.member_page(team, q)
 
     def list_sync(self, q: ListProjects) -> ProjectPage:
         part = self.partitions[q.caller.mode]
@@ -166,6 +222,18 @@ class ProjectsHandlers:
 
     async def get(self, q: GetProject) -> Project:
         return await asyncio.to_thread(self.get_sync, q)
+
+    async def put_member(self, cmd: PutProjectMember) -> ProjectMember:
+        return await asyncio.to_thread(self.put_member_sync, cmd)
+
+    async def remove_member(self, cmd: RemoveProjectMember) -> ProjectMember:
+        return await asyncio.to_thread(self.remove_member_sync, cmd)
+
+    async def get_member(self, q: GetProjectMember) -> ProjectMember:
+        return await asyncio.to_thread(self.get_member_sync, q)
+
+    async def list_members(self, q: ListProjectMembers) -> ProjectMemberPage:
+        return await asyncio.to_thread(self.list_members_sync, q)
 
     async def list(self, q: ListProjects) -> ProjectPage:
         return await asyncio.to_thread(self.list_sync, q)

@@ -1,6 +1,9 @@
-"""The project list view: one row per live project, filtered and keyset-paginated.
+"""The project list view: one row per live project and one per team membership, filtered and
+keyset-paginated.
 
 Built only from events (see `stratus_eventstore.view`); `stratus rebuild projects` replays it.
+The team is in the view so that lists can be narrowed to a member's projects (member-bound keys,
+`?owner=`) in SQL. A single project's team is read from its aggregate (`member_page`).
 """
 
 from __future__ import annotations
@@ -14,22 +17,42 @@ import msgspec
 from stratus_contracts.errors import DomainError
 from stratus_contracts.events import Mode
 from stratus_contracts.ids import encode_id
-from stratus_contracts.projects import ListProjects, Project, ProjectPage
+from stratus_contracts.projects import (
+    ListProjectMembers,
+    ListProjects,
+    Project,
+    ProjectMember,
+    ProjectMemberPage,
+    ProjectPage,
+)
+from stratus_eventstore.view import LocalView
 from stratus_projects import domain
 
+# Bump when SCHEMA changes: a view file built by older code is then rebuilt from the log on open.
+SCHEMA_VERSION = 2
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS projects (
     id TEXT PRIMARY KEY,
     account TEXT NOT NULL,
     name TEXT NOT NULL,
     description TEXT NOT NULL,
-    owner TEXT NOT NULL,
+    owner TEXT,
     created TEXT NOT NULL,
     updated TEXT NOT NULL,
     version INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS projects_account_created ON projects (account, created, id);
 CREATE INDEX IF NOT EXISTS projects_account_name ON projects (account, name);
+CREATE TABLE IF NOT EXISTS project_members (
+    project_id TEXT NOT NULL,
+    member_id TEXT NOT NULL,
+    role TEXT NOT NULL,
+    added_version INTEGER NOT NULL,
+    created TEXT NOT NULL,
+    updated TEXT NOT NULL,
+    PRIMARY KEY (project_id, member_id)
+);
+CREATE INDEX IF NOT EXISTS project_members_member ON project_members (member_id, role);
 """
 
 _COLUMNS = "id, account, name, description, owner, created, updated, version"
@@ -38,6 +61,22 @@ _COLUMNS = "id, account, name, description, owner, created, updated, version"
 def _ts(value: datetime) -> str:
     # Fixed width so that text order is time order.
     return value.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def ensure_current(view: LocalView) -> None:
+    """Rebuild a view file whose tables an older SCHEMA made (`user_version` records ours)."""
+    if view.query("PRAGMA user_version")[0][0] != SCHEMA_VERSION:
+        view.rebuild()
+        view.query(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+
+def _touch_team(db: sqlite3.Connection, event: domain.ProjectEvent, project_id: str) -> None:
+    # The same rule as domain.primary_owner: the earliest-added member holding the owner role.
+    db.execute(
+        "UPDATE projects SET updated = ?, version = ?, owner = (SELECT member_id FROM project_members"
+        " WHERE project_id = ? AND role = 'owner' ORDER BY added_version LIMIT 1) WHERE id = ?",
+        (_ts(event.timestamp), event.originator_version, project_id, project_id),
+    )
 
 
 def apply(db: sqlite3.Connection, event: object) -> None:
@@ -50,7 +89,7 @@ def apply(db: sqlite3.Connection, event: object) -> None:
                     event.account,
                     event.name,
                     event.description,
-                    event.owner,
+                    event.owner_member,
                     _ts(event.timestamp),
                     _ts(event.timestamp),
                     event.originator_version,
@@ -69,7 +108,39 @@ def apply(db: sqlite3.Connection, event: object) -> None:
                 ),
             )
         case domain.ProjectDeleted():
-            db.execute("DELETE FROM projects WHERE id = ?", (encode_id("prj", event.originator_id),))
+            project_id = encode_id("prj", event.originator_id)
+            db.execute("DELETE FROM projects WHERE id = ?", (project_id,))
+            db.execute("DELETE FROM project_members WHERE project_id = ?", (project_id,))
+        case domain.ProjectMemberAdded():
+            project_id = encode_id("prj", event.originator_id)
+            db.execute(
+                "INSERT OR REPLACE INTO project_members"
+                " (project_id, member_id, role, added_version, created, updated)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (
+                    project_id,
+                    event.member_id,
+                    event.role,
+                    event.originator_version,
+                    _ts(event.timestamp),
+                    _ts(event.timestamp),
+                ),
+            )
+            _touch_team(db, event, project_id)
+        case domain.ProjectMemberUpdated():
+            project_id = encode_id("prj", event.originator_id)
+            db.execute(
+                "UPDATE project_members SET role = ?, updated = ? WHERE project_id = ? AND member_id = ?",
+                (event.role, _ts(event.timestamp), project_id, event.member_id),
+            )
+            _touch_team(db, event, project_id)
+        case domain.ProjectMemberRemoved():
+            project_id = encode_id("prj", event.originator_id)
+            db.execute(
+                "DELETE FROM project_members WHERE project_id = ? AND member_id = ?",
+                (project_id, event.member_id),
+            )
+            _touch_team(db, event, project_id)
         case _:
             pass  # name-index events do not change the list
 
@@ -115,11 +186,18 @@ def list_sql(q: ListProjects) -> tuple[str, list[object]]:
     column, direction, op = _ORDER[q.sort]
     where = ["account = ?"]
     params: list[object] = [q.caller.account_id]
+    # What the caller may see at all: the same rules as domain.visible, in SQL.
+    if q.caller.project_ids is not None:
+        where.append(f"id IN ({', '.join('?' * len(q.caller.project_ids))})" if q.caller.project_ids else "0")
+        params += q.caller.project_ids
+    if q.caller.member_id is not None:
+        where.append("id IN (SELECT project_id FROM project_members WHERE member_id = ?)")
+        params.append(q.caller.member_id)
     if q.name is not None:
         where.append("name = ?")
         params.append(q.name)
     if q.owner is not None:
-        where.append("owner = ?")
+        where.append("id IN (SELECT project_id FROM project_members WHERE member_id = ? AND role = 'owner')")
         params.append(q.owner)
     if q.cursor:
         key, row_id = _decode_cursor(q.cursor, q.sort)
@@ -143,3 +221,17 @@ def page(rows: list[sqlite3.Row], q: ListProjects) -> ProjectPage:
         column = _ORDER[q.sort][0]
         next_cursor = _encode_cursor(q.sort, rows[-1][column], rows[-1]["id"])
     return ProjectPage(data=items, has_more=has_more, next_cursor=next_cursor)
+
+
+def member_page(team: list[tuple[int, ProjectMember]], q: ListProjectMembers) -> ProjectMemberPage:
+    """One page of a project's team, oldest access first; `team` is (added_version, member)."""
+    team = sorted(team, key=lambda item: item[0])
+    if q.cursor:
+        after = _decode_cursor(q.cursor, "members")[0]
+        if not after.isdigit():
+            raise DomainError("invalid_cursor", "The cursor is not one this API returned.")
+        team = [item for item in team if item[0] > int(after)]
+    has_more = len(team) > q.limit
+    team = team[: q.limit]
+    next_cursor = _encode_cursor("members", str(team[-1][0]), team[-1][1].id) if has_more else None
+    return ProjectMemberPage(data=[m for _, m in team], has_more=has_more, next_cursor=next_cursor)

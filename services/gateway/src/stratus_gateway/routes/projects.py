@@ -1,4 +1,9 @@
-"""`/v1/projects`: create, list, get, update and delete projects."""
+"""`/v1/projects`: create, list, get, update and delete projects.
+
+The projects service decides who sees what: a key restricted to `project_ids`, or bound to a
+member, sees only its projects (others are 404) and member roles gate writes (403
+`insufficient_role`). The gateway has checked the route's scope already.
+"""
 
 from __future__ import annotations
 
@@ -32,7 +37,7 @@ class ProjectController(Controller):
         operation_id="createProject",
         summary="Create a project",
         status_code=201,
-        responses=problems("project_name_taken", body=True),
+        responses=problems("project_name_taken", "insufficient_scope", "key_restricted", body=True),
     )
     async def create(self, request: Req, data: JSONBody[ProjectCreate]) -> Response[ProjectEnvelope]:
         cmd = c.CreateProject(caller=caller(request), name=data.name, description=data.description)
@@ -47,7 +52,7 @@ class ProjectController(Controller):
         "/",
         operation_id="listProjects",
         summary="List projects",
-        responses=problems("invalid_cursor", "validation_failed"),
+        responses=problems("invalid_cursor", "validation_failed", "insufficient_scope"),
     )
     async def list_projects(
         self,
@@ -65,7 +70,9 @@ class ProjectController(Controller):
         ] = None,
         owner: Annotated[
             str | None,
-            Parameter(max_length=64, description="Only projects created by this key id."),
+            Parameter(
+                max_length=64, description="Only projects where this member (`mem_…`) has the owner role."
+            ),
         ] = None,
     ) -> Response[ProjectListEnvelope]:
         q = c.ListProjects(
@@ -81,7 +88,7 @@ class ProjectController(Controller):
         "/{project_id:str}",
         operation_id="getProject",
         summary="Get a project",
-        responses=problems("project_not_found"),
+        responses=problems("project_not_found", "insufficient_scope"),
     )
     async def get_project(self, request: Req, project_id: ProjectId) -> Response[ProjectEnvelope]:
         q = c.GetProject(caller=caller(request), project_id=project_id)
@@ -92,7 +99,9 @@ class ProjectController(Controller):
         "/{project_id:str}",
         operation_id="updateProject",
         summary="Update a project",
-        responses=problems("project_not_found", "project_name_taken", body=True),
+        responses=problems(
+            "project_not_found", "project_name_taken", "insufficient_scope", "insufficient_role", body=True
+        ),
     )
     async def update(
         self, request: Req, project_id: ProjectId, data: JSONBody[ProjectUpdate]
@@ -111,7 +120,7 @@ class ProjectController(Controller):
         operation_id="deleteProject",
         summary="Delete a project",
         status_code=200,
-        responses=problems("project_not_found"),
+        responses=problems("project_not_found", "insufficient_scope", "insufficient_role"),
     )
     async def remove(self, request: Req, project_id: ProjectId) -> Response[ProjectEnvelope]:
         cmd = c.DeleteProject(caller=caller(request), project_id=project_id)

@@ -15,17 +15,18 @@ from stratus_contracts import subjects
 from stratus_contracts.errors import CATALOGUE
 from stratus_contracts.reply import Ping, Pong
 from stratus_gateway.auth import caller, key_age_seconds, principal
+from stratus_gateway.auth import token as token_of
 from stratus_gateway.envelope import HealthEnvelope, Me, MeEnvelope, MeToken, meta, ok
 from stratus_gateway.openapi_docs import problems
 from stratus_gateway.problems import problem_response
 
 Req = Request[Any, Any, Any]
-SERVICES = ("identity", "projects")
+SERVICES = ("identity", "projects", "audit")
 
 
 @get("/me", operation_id="getMe", summary="The calling key", tags=["identity"], responses=problems())
 async def me(request: Req) -> Response[MeEnvelope]:
-    who, key, claims = caller(request), principal(request), request.state.token
+    who, key, claims = caller(request), principal(request), token_of(request)
     token = None
     if claims is not None:
         token = MeToken(id=claims.jti, subject=claims.sub, expires_at=datetime.fromtimestamp(claims.exp, UTC))

@@ -1,0 +1,86 @@
+"""Audit service messages: the audit-log query, the audit event it returns, and its rebuild."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+import msgspec
+
+from stratus_contracts.auth import Caller
+from stratus_contracts.events import Mode
+
+SERVICE = "audit"
+# The durable JetStream consumer the audit service reads `EVENTS` with.
+CONSUMER = "audit"
+
+# Which public event types are audit-relevant: every key, member and account change, every team
+# access change on a project, every secret reveal and every short-lived token issued.
+AUDITED_PREFIXES = ("key.", "member.", "account.", "project.member_")
+AUDITED_TYPES = frozenset({"secret.revealed", "token.created"})
+
+
+def is_audited(event_type: str) -> bool:
+    return event_type in AUDITED_TYPES or event_type.startswith(AUDITED_PREFIXES)
+
+
+Limit = Annotated[int, msgspec.Meta(ge=1, le=100)]
+
+
+class ListAuditEvents(msgspec.Struct, frozen=True, kw_only=True):
+    """Newest first, in the caller's account and mode only.
+
+    `actor` matches the acting key, member or token id; `action` is an exact event type
+    (`key.created`) or a prefix ending in `.` or `*` (`key.`, `project.member_*`); `resource`
+    matches the event's resource id or any id the event refers to (e.g. the project of a
+    `project.member_added`); `created_gte <= created < created_lt`."""
+
+    caller: Caller
+    limit: Limit = 20
+    cursor: str | None = None
+    actor: str | None = None
+    action: str | None = None
+    resource: str | None = None
+    created_gte: datetime | None = None
+    created_lt: datetime | None = None
+
+
+class AuditActor(msgspec.Struct, frozen=True, kw_only=True):
+    """Who made the change; every field is null when the event has no actor (bootstrap, operator)."""
+
+    key_id: str | None = None
+    member_id: str | None = None
+    token_id: str | None = None
+    ip: str | None = None
+    request_id: str | None = None
+
+
+class AuditResource(msgspec.Struct, frozen=True, kw_only=True):
+    type: str
+    id: str | None = None
+
+
+class AuditEvent(msgspec.Struct, frozen=True, kw_only=True):
+    id: str  # the event's id, `evt_…`
+    object: Literal["audit_event"] = "audit_event"
+    action: str  # the event type, e.g. `key.revoked`
+    created: datetime
+    mode: Mode
+    actor: AuditActor
+    resource: AuditResource
+    data: dict[str, Any]  # the resource after the change (secrets never appear here)
+
+
+class AuditPage(msgspec.Struct, frozen=True, kw_only=True):
+    data: list[AuditEvent]
+    has_more: bool
+    next_cursor: str | None = None
+
+
+class RebuildView(msgspec.Struct, frozen=True, kw_only=True):
+    """Drop the audit view and re-read the whole `EVENTS` stream into it (wire-compatible with
+    `stratus rebuild`)."""
+
+
+class RebuildResult(msgspec.Struct, frozen=True, kw_only=True):
+    modes: dict[str, int]  # mode -> rows in the rebuilt view

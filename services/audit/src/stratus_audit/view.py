@@ -1,0 +1,364 @@
+"""The audit view: one SQLite file per mode with one row per audit-relevant public event.
+
+Rows come only from the JetStream stream `EVENTS` (see `consumer.py`); the event id is the primary
+key, so a redelivered or re-published event is written once. Each file also records the highest
+stream sequence it has handled, in the same transaction as the rows: the consumer compares it
+with the durable consumer's ack floor on start, and re-reads the stream when the file was lost.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+import sqlite3
+import threading
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import msgspec
+
+from stratus_contracts.audit import AuditActor, AuditEvent, AuditPage, AuditResource, ListAuditEvents
+from stratus_contracts.errors import DomainError
+from stratus_contracts.events import Event, Mode
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS audit_events (
+    id TEXT PRIMARY KEY,
+    account TEXT NOT NULL,
+    mode TEXT NOT NULL,
+    type TEXT NOT NULL,
+    resource_type TEXT NOT NULL,
+    resource_id TEXT,
+    project_id TEXT,
+    environment TEXT,
+    actor_key_id TEXT,
+    actor_member_id TEXT,
+    actor_token_id TEXT,
+    ip TEXT,
+    request_id TEXT,
+    created TEXT NOT NULL,
+    stream_seq INTEGER NOT NULL,
+    event TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS audit_account_created ON audit_events (account, created, id);
+CREATE INDEX IF NOT EXISTS audit_actor_key ON audit_events (account, actor_key_id);
+CREATE INDEX IF NOT EXISTS audit_actor_member ON audit_events (account, actor_member_id);
+CREATE TABLE IF NOT EXISTS audit_refs (
+    ref TEXT NOT NULL,
+    event_id TEXT NOT NULL,
+    PRIMARY KEY (ref, event_id)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS view_position (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    position INTEGER NOT NULL,
+    stream_created TEXT
+);
+INSERT OR IGNORE INTO view_position (id, position) VALUES (1, 0);
+"""
+_TABLES = ("audit_events", "audit_refs", "view_position")
+
+# Fields that must never reach the audit log, whatever an event carries (removed at any depth).
+REDACTED = frozenset({"secret", "secret_hash", "token", "value", "password", "private_key"})
+# When `data` has no `id`, the resource is the first of these present: the most specific first.
+_RESOURCE_KEYS = (
+    "member_id",
+    "key_id",
+    "token_id",
+    "secret_id",
+    "environment_id",
+    "project_id",
+    "account_id",
+)
+
+_json = msgspec.json.Encoder()
+_ID = re.compile(r"^[a-z]{2,8}_[a-z2-7]{26}$")  # `stratus_contracts.ids.encode_id`'s shape
+
+
+def ts(value: datetime) -> str:
+    # Fixed width, UTC, so that text order is time order.
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+class Row(NamedTuple):
+    id: str
+    account: str
+    mode: str
+    type: str
+    resource_type: str
+    resource_id: str | None
+    project_id: str | None
+    environment: str | None
+    actor_key_id: str | None
+    actor_member_id: str | None
+    actor_token_id: str | None
+    ip: str | None
+    request_id: str | None
+    created: str
+    stream_seq: int
+    event: bytes
+    refs: tuple[str, ...]
+
+
+_COLUMNS = Row._fields[:-1]  # refs live in their own table
+
+
+def redact(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: redact(v) for k, v in value.items() if k not in REDACTED}
+    if isinstance(value, list):
+        return [redact(v) for v in value]
+    return value
+
+
+def _resource(event: Event) -> tuple[str, str | None]:
+    data = event.data
+    kind = event.type.partition(".")[0]
+    if isinstance(data.get("id"), str):
+        obj = data.get("object")
+        return (obj if isinstance(obj, str) else kind), data["id"]
+    for key in _RESOURCE_KEYS:
+        if isinstance(data.get(key), str):
+            if event.type.startswith("project.member_") and key == "member_id":
+                return "project_member", data[key]
+            return key.removesuffix("_id"), data[key]
+    return kind, None
+
+
+def _refs(data: dict[str, Any]) -> tuple[str, ...]:
+    """Every id the event refers to at the top level of `data`: `id`, any `*_id`, any value shaped
+    like a Stratus id (`"project": "prj_…"`), and the items of `*_ids` lists."""
+    refs: list[str] = []
+    for key, value in data.items():
+        if isinstance(value, str) and (key == "id" or key.endswith("_id") or _ID.match(value)):
+            refs.append(value)
+        elif key.endswith("_ids") and isinstance(value, list):
+            refs += [v for v in value if isinstance(v, str)]
+    return tuple(dict.fromkeys(refs))
+
+
+def _project(event: Event) -> str | None:
+    """The project an event belongs to, if any (restricted keys see only their projects')."""
+    data = event.data
+    for key in ("project_id", "project"):
+        if isinstance(data.get(key), str):
+            return data[key]
+    if data.get("object") == "project" and isinstance(data.get("id"), str):
+        return data["id"]
+    return None
+
+
+def to_row(event: Event, stream_seq: int) -> Row:
+    """The view row of one public event (`data` already stripped of secret fields)."""
+    event = msgspec.structs.replace(event, data=redact(event.data))
+    resource_type, resource_id = _resource(event)
+    actor = event.actor
+    environment = event.data.get("environment")
+    refs = _refs(event.data)
+    if resource_id is not None and resource_id not in refs:
+        refs = (resource_id, *refs)
+    return Row(
+        id=event.id,
+        account=event.account,
+        mode=event.mode,
+        type=event.type,
+        resource_type=resource_type,
+        resource_id=resource_id,
+        project_id=_project(event),
+        environment=environment if isinstance(environment, str) else None,
+        actor_key_id=actor.key_id if actor else None,
+        actor_member_id=actor.member_id if actor else None,
+        actor_token_id=actor.token_id if actor else None,
+        ip=actor.ip if actor else None,
+        request_id=actor.request_id if actor else None,
+        created=ts(event.created),
+        stream_seq=stream_seq,
+        event=_json.encode(event),
+        refs=refs,
+    )
+
+
+class AuditView:
+    """One mode's audit rows in a local SQLite file; thread-safe (calls run in worker threads)."""
+
+    def __init__(self, path: Path | str, mode: Mode) -> None:
+        self.path = str(path)
+        self.mode = mode
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        # The consumer acks a message once its row is committed: commits must survive a crash.
+        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.executescript(SCHEMA)
+
+    def position(self) -> int:
+        """The highest stream sequence this view has handled (0: it has seen nothing)."""
+        with self._lock:
+            return self._db.execute("SELECT position FROM view_position WHERE id = 1").fetchone()[0]
+
+    def stream_created(self) -> str | None:
+        with self._lock:
+            return self._db.execute("SELECT stream_created FROM view_position WHERE id = 1").fetchone()[0]
+
+    def write(self, rows: Iterable[Row], position: int, stream_created: str | None = None) -> int:
+        """Insert `rows` (an id already present is skipped) and advance the position, atomically;
+        return how many rows were new."""
+        new = 0
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                for row in rows:
+                    cursor = self._db.execute(
+                        f"INSERT OR IGNORE INTO audit_events ({', '.join(_COLUMNS)})"  # noqa: S608
+                        f" VALUES ({', '.join('?' * len(_COLUMNS))})",
+                        row[: len(_COLUMNS)],
+                    )
+                    if cursor.rowcount:
+                        new += 1
+                        self._db.executemany(
+                            "INSERT OR IGNORE INTO audit_refs (ref, event_id) VALUES (?, ?)",
+                            [(ref, row.id) for ref in row.refs],
+                        )
+                self._db.execute(
+                    "UPDATE view_position SET position = max(position, ?),"
+                    " stream_created = coalesce(?, stream_created) WHERE id = 1",
+                    (position, stream_created),
+                )
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+        return new
+
+    def reset_position(self, stream_created: str | None) -> None:
+        """Forget the position (the stream was recreated): the next read starts from its beginning."""
+        with self._lock:
+            self._db.execute(
+                "UPDATE view_position SET position = 0, stream_created = ? WHERE id = 1", (stream_created,)
+            )
+
+    def drop(self) -> None:
+        """Drop every row and the position: the view is empty, as if its file had been deleted."""
+        with self._lock:
+            for table in _TABLES:
+                self._db.execute(f"DROP TABLE IF EXISTS {table}")
+            self._db.executescript(SCHEMA)
+
+    def count(self) -> int:
+        with self._lock:
+            return self._db.execute("SELECT count(*) FROM audit_events").fetchone()[0]
+
+    def query(self, sql: str, params: Sequence[object] = ()) -> list[sqlite3.Row]:
+        with self._lock:
+            cursor = self._db.execute(sql, params)
+            cursor.row_factory = sqlite3.Row
+            return cursor.fetchall()
+
+    def list(self, q: ListAuditEvents) -> AuditPage:
+        return page(self.query(*list_sql(q)), q)
+
+    def close(self) -> None:
+        with self._lock:  # a write still running in a worker thread finishes first
+            self._db.close()
+
+
+# -- the list query ---------------------------------------------------------------------------
+
+_CURSOR_TAG = "audit"
+
+
+def encode_cursor(created: str, row_id: str) -> str:
+    raw = msgspec.json.encode([_CURSOR_TAG, created, row_id])
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[str, str]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        tag, created, row_id = msgspec.json.decode(raw, type=tuple[str, str, str])
+    except (ValueError, msgspec.DecodeError) as exc:
+        raise DomainError("invalid_cursor", "The cursor is not one this API returned.") from exc
+    if tag != _CURSOR_TAG:
+        raise DomainError("invalid_cursor", "The cursor belongs to another list; start again without it.")
+    return created, row_id
+
+
+def _placeholders(values: Sequence[object]) -> str:
+    return ", ".join("?" * len(values))
+
+
+def list_sql(q: ListAuditEvents) -> tuple[str, list[object]]:
+    caller = q.caller
+    where = ["account = ?", "mode = ?"]
+    params: list[object] = [caller.account_id, caller.mode]
+    if caller.project_ids is not None or caller.environments is not None:
+        # A key restricted to projects or environments sees only the events of projects it may
+        # see; account-wide changes (keys, members) are for unrestricted admin keys.
+        where.append("project_id IS NOT NULL")
+        if caller.project_ids is not None:
+            where.append(f"project_id IN ({_placeholders(caller.project_ids)})")
+            params += caller.project_ids
+        if caller.environments is not None:
+            where.append(f"(environment IS NULL OR environment IN ({_placeholders(caller.environments)}))")
+            params += caller.environments
+    if q.actor is not None:
+        where.append("(actor_key_id = ? OR actor_member_id = ? OR actor_token_id = ?)")
+        params += [q.actor, q.actor, q.actor]
+    if q.action is not None:
+        prefix = q.action.removesuffix("*")
+        if q.action.endswith(("*", ".")):
+            where.append("substr(type, 1, ?) = ?")
+            params += [len(prefix), prefix]
+        else:
+            where.append("type = ?")
+            params.append(q.action)
+    if q.resource is not None:
+        where.append("id IN (SELECT event_id FROM audit_refs WHERE ref = ?)")
+        params.append(q.resource)
+    if q.created_gte is not None:
+        where.append("created >= ?")
+        params.append(ts(q.created_gte))
+    if q.created_lt is not None:
+        where.append("created < ?")
+        params.append(ts(q.created_lt))
+    if q.cursor:
+        created, row_id = decode_cursor(q.cursor)
+        where.append("(created < ? OR (created = ? AND id < ?))")
+        params += [created, created, row_id]
+    # Only constants and placeholders are interpolated; values travel as parameters.
+    sql = (
+        f"SELECT id, created, event FROM audit_events WHERE {' AND '.join(where)}"  # noqa: S608
+        " ORDER BY created DESC, id DESC LIMIT ?"
+    )
+    params.append(q.limit + 1)
+    return sql, params
+
+
+_event_decoder = msgspec.json.Decoder(Event)
+
+
+def to_audit_event(stored: bytes | str) -> AuditEvent:
+    event = _event_decoder.decode(stored)
+    resource_type, resource_id = _resource(event)
+    actor = event.actor
+    return AuditEvent(
+        id=event.id,
+        action=event.type,
+        created=event.created,
+        mode=event.mode,
+        actor=AuditActor(**msgspec.structs.asdict(actor)) if actor else AuditActor(),
+        resource=AuditResource(type=resource_type, id=resource_id),
+        data=event.data,
+    )
+
+
+def page(rows: list[sqlite3.Row], q: ListAuditEvents) -> AuditPage:
+    has_more = len(rows) > q.limit
+    rows = rows[: q.limit]
+    next_cursor = encode_cursor(rows[-1]["created"], rows[-1]["id"]) if has_more else None
+    return AuditPage(
+        data=[to_audit_event(r["event"]) for r in rows], has_more=has_more, next_cursor=next_cursor
+    )

@@ -1,0 +1,98 @@
+"""`/v1/members`: the people of an account (per mode): add, list, get and remove (admin scope).
+
+Removing a member revokes every key bound to it, in the same commit.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from litestar import Controller, Request, Response, delete, get, post
+from litestar.params import JSONBody, Parameter, PathParameter
+
+from stratus_bus import Bus
+from stratus_contracts import identity as c
+from stratus_contracts import subjects
+from stratus_gateway.auth import caller
+from stratus_gateway.envelope import ListMeta, MemberEnvelope, MemberListEnvelope, meta, ok
+from stratus_gateway.openapi_docs import problems
+from stratus_gateway.schemas import MemberCreate
+
+Req = Request[Any, Any, Any]
+MemberId = Annotated[str, PathParameter(description="The member's id, `mem_…`.", max_length=64)]
+ADMIN = {"scope": "admin", "keys_only": True}
+DENIED = ("insufficient_scope", "token_not_allowed")
+
+
+def _bus(request: Req) -> Bus:
+    return request.app.state.bus
+
+
+class MemberController(Controller):
+    path = "/members"
+    tags = ["identity"]
+
+    @post(
+        "/",
+        operation_id="createMember",
+        summary="Add a member",
+        status_code=201,
+        opt=ADMIN,
+        responses=problems("member_email_taken", *DENIED, body=True),
+    )
+    async def create(self, request: Req, data: JSONBody[MemberCreate]) -> Response[MemberEnvelope]:
+        cmd = c.AddMember(caller=caller(request), email=data.email, name=data.name)
+        member = await _bus(request).request(subjects.command(c.SERVICE, "add_member"), cmd, c.MemberView)
+        return ok(
+            MemberEnvelope(data=member, meta=meta()),
+            status=201,
+            headers={"Location": f"/v1/members/{member.id}", "ETag": f'"{member.version}"'},
+        )
+
+    @get(
+        "/",
+        operation_id="listMembers",
+        summary="List members (newest first)",
+        opt=ADMIN,
+        responses=problems("invalid_cursor", "validation_failed", *DENIED),
+    )
+    async def list_members(
+        self,
+        request: Req,
+        limit: Annotated[int, Parameter(ge=1, le=100, description="Page size, 1–100.")] = 20,
+        cursor: Annotated[
+            str | None,
+            Parameter(max_length=512, description="`meta.next_cursor` of the previous page."),
+        ] = None,
+    ) -> Response[MemberListEnvelope]:
+        q = c.ListMembers(caller=caller(request), limit=limit, cursor=cursor)
+        page = await _bus(request).request(subjects.query(c.SERVICE, "list_members"), q, c.MemberPage)
+        list_meta = ListMeta(
+            request_id=meta().request_id, has_more=page.has_more, next_cursor=page.next_cursor
+        )
+        return ok(MemberListEnvelope(data=page.data, meta=list_meta))
+
+    @get(
+        "/{member_id:str}",
+        operation_id="getMember",
+        summary="Get a member",
+        opt=ADMIN,
+        responses=problems("member_not_found", *DENIED),
+    )
+    async def get_member(self, request: Req, member_id: MemberId) -> Response[MemberEnvelope]:
+        q = c.GetMember(caller=caller(request), member_id=member_id)
+        member = await _bus(request).request(subjects.query(c.SERVICE, "get_member"), q, c.MemberView)
+        return ok(MemberEnvelope(data=member, meta=meta()), headers={"ETag": f'"{member.version}"'})
+
+    @delete(
+        "/{member_id:str}",
+        operation_id="deleteMember",
+        summary="Remove a member and revoke its keys",
+        status_code=200,
+        opt=ADMIN,
+        responses=problems("member_not_found", *DENIED),
+    )
+    async def remove(self, request: Req, member_id: MemberId) -> Response[MemberEnvelope]:
+        cmd = c.RemoveMember(caller=caller(request), member_id=member_id)
+        member = await _bus(request).request(subjects.command(c.SERVICE, "remove_member"), cmd, c.MemberView)
+        return ok(MemberEnvelope(data=member, meta=meta()))
