@@ -14,7 +14,7 @@ from stratus_bus import Bus, RemoteError, ServiceTimeout, ServiceUnavailable
 from stratus_contracts import subjects
 from stratus_contracts.errors import CATALOGUE
 from stratus_contracts.reply import Ping, Pong
-from stratus_gateway.auth import caller, key_age_seconds, principal
+from stratus_gateway.auth import caller, key_age_seconds, principal, required_scope
 from stratus_gateway.auth import token as token_of
 from stratus_gateway.envelope import HealthEnvelope, Me, MeEnvelope, MeToken, meta, ok
 from stratus_gateway.openapi_docs import problems
@@ -102,4 +102,27 @@ async def explain_error(code: FromPath[str]) -> str:
 
 @get("/openapi.json", include_in_schema=False, security=[{}])
 async def openapi_json(request: Req) -> Response[Any]:
-    return Response(request.app.openapi_schema.to_schema(), media_type="application/json")
+    app = request.app
+    if getattr(app.state, "openapi", None) is None:
+        app.state.openapi = document_scopes(app.openapi_schema.to_schema(), app)
+    return Response(app.state.openapi, media_type="application/json")
+
+
+def document_scopes(spec: dict[str, Any], app: Any) -> dict[str, Any]:
+    """Add each `/v1` operation's required scope (`x-required-scope`, and a line in its
+    description), and whether short-lived tokens may call it, from the routes' own settings."""
+    for route in app.routes:
+        path_item = spec["paths"].get(route.path_format)
+        if path_item is None or not route.path_format.startswith("/v1/"):
+            continue
+        for handler in getattr(route, "route_handlers", ()):
+            for method in handler.http_methods:
+                operation = path_item.get(method.lower())
+                if operation is None:
+                    continue
+                needed = required_scope(method, handler)
+                operation["x-required-scope"] = needed
+                operation["x-tokens-allowed"] = not handler.opt.get("keys_only", False)
+                note = f"Requires the `{needed}` scope."
+                operation["description"] = f"{operation.get('description', '')}\n\n{note}".strip()
+    return spec
