@@ -163,3 +163,19 @@ async def test_rebuild_drops_and_rereads(bus: Bus, views: dict[str, AuditView]) 
         after = await publish(bus, later, later.id)
         await wait_for(lambda: settled(bus, after), message="new event after rebuild")
     assert rows(views["live"]) == [live.id, later.id]
+
+
+async def test_a_deleted_consumer_is_recreated_after_the_views_position(
+    bus: Bus, views: dict[str, AuditView]
+) -> None:
+    first = event("key.created")
+    last = await publish(bus, first, first.id)
+    async with running(AuditConsumer(bus, views, fetch_timeout=0.2)) as consumer:
+        await wait_for(lambda: settled(bus, last), message="stream acked")
+        await bus.js.delete_consumer(STREAM, CONSUMER)  # an operator's `nats consumer rm EVENTS audit`
+        second = event("key.revoked", minutes=1)
+        after = await publish(bus, second, second.id)
+        await wait_for(lambda: _at(consumer, after), timeout=15, message="consumer recreated")
+    info = await bus.js.consumer_info(STREAM, CONSUMER)
+    assert info.config.opt_start_seq == last + 1  # resumed after the view, not from the start
+    assert rows(views["live"]) == [first.id, second.id]

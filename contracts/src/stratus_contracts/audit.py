@@ -9,6 +9,7 @@ import msgspec
 
 from stratus_contracts.auth import Caller
 from stratus_contracts.events import Mode
+from stratus_contracts.reply import RebuildResult, RebuildView  # noqa: F401 - part of this contract
 
 SERVICE = "audit"
 # The durable JetStream consumer the audit service reads `EVENTS` with.
@@ -75,12 +76,3 @@ class AuditPage(msgspec.Struct, frozen=True, kw_only=True):
     data: list[AuditEvent]
     has_more: bool
     next_cursor: str | None = None
-
-
-class RebuildView(msgspec.Struct, frozen=True, kw_only=True):
-    """Drop the audit view and re-read the whole `EVENTS` stream into it (wire-compatible with
-    `stratus rebuild`)."""
-
-
-class RebuildResult(msgspec.Struct, frozen=True, kw_only=True):
-    modes: dict[str, int]  # mode -> rows in the rebuilt view

@@ -9,6 +9,7 @@ import msgspec
 
 from stratus_contracts.auth import Caller
 from stratus_contracts.events import Mode
+from stratus_contracts.reply import RebuildResult, RebuildView  # noqa: F401 - part of this contract
 
 SERVICE = "projects"
 Sort = Literal["created", "-created", "name"]
@@ -119,11 +120,3 @@ class ProjectMemberPage(msgspec.Struct, frozen=True, kw_only=True):
     data: list[ProjectMember]
     has_more: bool
     next_cursor: str | None = None
-
-
-class RebuildView(msgspec.Struct, frozen=True, kw_only=True):
-    pass
-
-
-class RebuildResult(msgspec.Struct, frozen=True, kw_only=True):
-    modes: dict[str, int]  # mode -> rows in the rebuilt view

@@ -23,3 +23,11 @@ class Ping(msgspec.Struct, frozen=True, kw_only=True):
 class Pong(msgspec.Struct, frozen=True, kw_only=True):
     service: str
     instance: str
+
+
+class RebuildView(msgspec.Struct, frozen=True, kw_only=True):
+    """Drop a service's read model and replay it from its source (`cmd.<service>.rebuild_view`)."""
+
+
+class RebuildResult(msgspec.Struct, frozen=True, kw_only=True):
+    modes: dict[str, int]  # mode -> rows in the rebuilt view

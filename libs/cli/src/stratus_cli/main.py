@@ -104,7 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Drop a service's read model and replay it from the event log; prints the "
         "number of rows per mode as JSON.",
     )
-    rebuild.add_argument("view", choices=["projects"], help="which read model to rebuild")
+    rebuild.add_argument("view", choices=["projects", "audit"], help="which read model to rebuild")
     rebuild.set_defaults(handler=_rebuild)
     _add_accounts(commands)
     return parser

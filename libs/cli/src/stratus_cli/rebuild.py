@@ -1,4 +1,4 @@
-"""`stratus rebuild projects`: drop the projects read model and replay it from the event log."""
+"""`stratus rebuild projects|audit`: drop a service's read model and replay it from its source."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from stratus_bus import Bus, RemoteError, ServiceTimeout, ServiceUnavailable
 from stratus_cli import natsserver, stackfile
 from stratus_cli.config import data_dir
 from stratus_contracts import subjects
-from stratus_contracts.projects import RebuildResult, RebuildView
+from stratus_contracts.reply import RebuildResult, RebuildView
 
 # A rebuild replays every event; give it far longer than an ordinary request.
 TIMEOUT = float(os.environ.get("STRATUS_REBUILD_TIMEOUT", "300"))

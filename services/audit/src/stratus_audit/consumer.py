@@ -235,6 +235,10 @@ class AuditConsumer:
                 await self.pull_once()
             except asyncio.CancelledError:
                 raise
+            except ConsumerGone as exc:
+                log.warning("audit consumer answered 409 (%s); binding again", exc)
+                await self._unbind()
+                await asyncio.sleep(RETRY_DELAY)
             except Exception:
                 if nc.is_closed or nc.is_draining:
                     return  # the service is stopping; unacked messages are redelivered later

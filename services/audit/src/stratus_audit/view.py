@@ -349,7 +349,15 @@ def to_audit_event(stored: bytes | str) -> AuditEvent:
         action=event.type,
         created=event.created,
         mode=event.mode,
-        actor=AuditActor(**msgspec.structs.asdict(actor)) if actor else AuditActor(),
+        actor=AuditActor(
+            key_id=actor.key_id,
+            member_id=actor.member_id,
+            token_id=actor.token_id,
+            ip=actor.ip,
+            request_id=actor.request_id,
+        )
+        if actor
+        else AuditActor(),
         resource=AuditResource(type=resource_type, id=resource_id),
         data=event.data,
     )

@@ -17,6 +17,9 @@ if __name__ == "__main__":
         http="httptools",
         access_log=False,
         server_header=False,
+        # uvicorn would rewrite the client address from X-Forwarded-For for any local peer;
+        # which proxies to believe is ours to decide (STRATUS_TRUSTED_PROXIES, clientip.py).
+        proxy_headers=False,
         log_config=None,
         timeout_graceful_shutdown=10,
     )

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import msgspec
 from litestar import Controller, Request, Response, get
-from litestar.params import Parameter
+from litestar.params import Parameter, QueryParameter
 
 from stratus_bus import Bus
 from stratus_contracts import audit as c
@@ -88,11 +88,11 @@ class AuditController(Controller):
         ] = None,
         created_gte: Annotated[
             datetime | None,
-            Parameter(query="created[gte]", description="Only events at or after this RFC 3339 time."),
+            QueryParameter(name="created[gte]", description="Only events at or after this RFC 3339 time."),
         ] = None,
         created_lt: Annotated[
             datetime | None,
-            Parameter(query="created[lt]", description="Only events before this RFC 3339 time."),
+            QueryParameter(name="created[lt]", description="Only events before this RFC 3339 time."),
         ] = None,
     ) -> Response[AuditListEnvelope]:
         q = c.ListAuditEvents(
