@@ -45,33 +45,36 @@ def request_context(app: ASGIApp) -> ASGIApp:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                headers = list(message.get("headers", []))
-                headers.append((b"x-request-id", request_id.encode()))
-                warning = scope.get("state", {}).get(WARNING_STATE)
-                if warning:
+                headers = [*message.get("headers", ()), (b"x-request-id", request_id.encode())]
+                if warning := scope["state"].get(WARNING_STATE) if "state" in scope else None:
                     headers.append((b"warning", warning.encode()))
                 message["headers"] = headers
             await send(message)
 
         with _tracer.start_as_current_span(f"{method} {path}", kind=SpanKind.SERVER) as span:
-            span.set_attribute("http.request.method", method)
-            span.set_attribute("url.path", path)
-            span.set_attribute("stratus.request_id", request_id)
+            # Attributes only on recorded spans: building them for a span nobody exports is waste.
+            recording = span.is_recording()
+            if recording:
+                span.set_attribute("http.request.method", method)
+                span.set_attribute("url.path", path)
+                span.set_attribute("stratus.request_id", request_id)
             try:
                 await app(scope, receive, send_wrapper)
             finally:
-                span.set_attribute("http.response.status_code", status)
-                if status >= 500:
-                    span.set_status(Status(StatusCode.ERROR))
-                log.info(
-                    "request",
-                    extra={
-                        "method": method,
-                        "path": path,
-                        "status": status,
-                        "duration_ms": round((time.perf_counter() - started) * 1000, 2),
-                    },
-                )
+                if recording:
+                    span.set_attribute("http.response.status_code", status)
+                    if status >= 500:
+                        span.set_status(Status(StatusCode.ERROR))
+                if log.isEnabledFor(logging.INFO):
+                    log.info(
+                        "request",
+                        extra={
+                            "method": method,
+                            "path": path,
+                            "status": status,
+                            "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+                        },
+                    )
                 request_id_var.reset(token)
 
     return middleware
