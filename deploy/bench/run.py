@@ -1,0 +1,649 @@
+"""`make bench`: HTTP throughput and latency of the gateway's main routes against a bare Litestar app.
+
+It starts a throw-away stack (`stratus up` in a temporary data dir) and the baseline app
+(`deploy/bench/baseline.py`), then drives each target with wrk (installed with apt-get when
+missing and running as root):
+
+    baseline (bare Litestar)   GET /                 the same uvicorn setup, no middleware or bus
+    GET /v1/me                 auth only: one NATS round trip to identity
+    GET /v1/projects/{id}      auth, then one NATS round trip to projects
+    POST /v1/projects          auth, then a create in projects (event store write)
+
+Rounds are interleaved (baseline, me, get, post, baseline, …) so that the machine's noise hits
+every target alike. The figures quoted are medians over the rounds; "vs baseline" is the median
+of each round's target req/s over the same round's baseline req/s, the figure that travels
+between machines. A second table gives the CPU time each process spent per request (read from
+/proc), which says where the time goes. Results are printed and written to
+`bench-results/latest.json`; the stack's log stays in the temporary dir, which is kept (and
+named) only when the run fails.
+
+Settings: `--quick` (1 round of 2 s, a smoke run), and the environment variables
+BENCH_DURATION (seconds per run, default 5), BENCH_ROUNDS (default 5), BENCH_CONNECTIONS
+(default 16) and BENCH_THREADS (wrk threads, default 2). Exits 1 when any run saw a non-2xx
+response or a socket error, or a service restarted mid-run, after printing the results.
+
+Nothing here asserts a timing: it measures and reports.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import ctypes
+import ctypes.util
+import datetime as dt
+import http.client
+import json
+import os
+import platform
+import re
+import resource
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+from stratus_contracts import keys
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent.parent
+RESULTS = ROOT / "bench-results" / "latest.json"
+POST_SCRIPT = HERE / "post_projects.lua"
+
+READY_TIMEOUT = 120.0  # a cold stack on a busy 2-core machine has been seen to need ~10 s
+STOP_GRACE = 30.0  # `stratus up` gives each child 10 s, services first and the bus after
+WRK_TIMEOUT = "10s"  # above the bus's 5 s request timeout, so slow answers count as latency
+
+
+# -- settings -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Settings:
+    duration: int
+    rounds: int
+    connections: int
+    threads: int
+    warmup: int
+
+
+def _env_int(name: str, default: int, minimum: int = 1) -> int:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        sys.exit(f"bench: {name}={raw!r} is not a whole number")
+    if value < minimum:
+        sys.exit(f"bench: {name} must be at least {minimum}, got {value}")
+    return value
+
+
+def settings_from(argv: list[str] | None) -> Settings:
+    parser = argparse.ArgumentParser(
+        prog="deploy/bench/run.py",
+        description="Benchmark the gateway's routes against a bare Litestar app with wrk.",
+    )
+    parser.add_argument("--quick", action="store_true", help="one round of 2 s per target (smoke run)")
+    args = parser.parse_args(argv)
+    threads = _env_int("BENCH_THREADS", 2)
+    # wrk refuses fewer connections than threads; say so here rather than in its words.
+    connections = _env_int("BENCH_CONNECTIONS", 16)
+    if connections < threads:
+        sys.exit(f"bench: BENCH_CONNECTIONS ({connections}) must be >= BENCH_THREADS ({threads})")
+    if args.quick:
+        return Settings(duration=2, rounds=1, connections=connections, threads=threads, warmup=1)
+    return Settings(
+        duration=_env_int("BENCH_DURATION", 5),
+        rounds=_env_int("BENCH_ROUNDS", 5),
+        connections=connections,
+        threads=threads,
+        warmup=2,
+    )
+
+
+# -- wrk ----------------------------------------------------------------------------------
+
+
+def ensure_wrk() -> str:
+    found = shutil.which("wrk")
+    if found:
+        return found
+    if os.geteuid() != 0:
+        print(
+            "bench: wrk is not installed and this is not root, so it cannot be installed here.\n"
+            "       Install it (Debian/Ubuntu: `sudo apt-get install wrk`) and run again.",
+            file=sys.stderr,
+        )
+        sys.exit(1)
+    print("bench: wrk not found; installing it with apt-get …", flush=True)
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    subprocess.run(["apt-get", "update", "-qq"], check=True, env=env)
+    subprocess.run(["apt-get", "install", "-y", "-qq", "wrk"], check=True, env=env)
+    found = shutil.which("wrk")
+    if not found:
+        sys.exit("bench: apt-get installed wrk but it is not on PATH")
+    return found
+
+
+def wrk_version(wrk: str) -> str:
+    # `wrk -v` prints its usage too and exits non-zero; the version is the first line, before
+    # the " [epoll] Copyright …" tail.
+    out = subprocess.run([wrk, "-v"], capture_output=True, text=True, check=False)
+    first = (out.stdout or out.stderr).strip().splitlines()
+    return first[0].split(" [", 1)[0] if first else "unknown"
+
+
+_UNITS_S = {"us": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
+_LATENCY_LINE = re.compile(r"^\s*(\d+(?:\.\d+)?)%\s+(\d+(?:\.\d+)?)(us|ms|s|m|h)\s*$")
+_RPS = re.compile(r"^Requests/sec:\s+(\d+(?:\.\d+)?)", re.M)
+_TOTAL = re.compile(r"^\s*(\d+) requests in (\d+(?:\.\d+)?)(us|ms|s|m|h)", re.M)
+_NON_2XX = re.compile(r"^\s*Non-2xx or 3xx responses:\s+(\d+)", re.M)
+_SOCKET = re.compile(r"^\s*Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", re.M)
+
+
+@dataclass
+class WrkResult:
+    rps: float
+    p50_ms: float
+    p99_ms: float
+    requests: int
+    non_2xx: int
+    socket_errors: dict[str, int] = field(default_factory=dict)
+    # CPU milliseconds that each process spent per request during the run (see cpu_sampler).
+    cpu_ms_per_req: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def errors(self) -> int:
+        return self.non_2xx + sum(self.socket_errors.values())
+
+
+def parse_wrk(text: str) -> WrkResult:
+    """Read req/s, the 50th/99th percentiles (from `--latency`) and the error counts."""
+    percentiles: dict[str, float] = {}
+    in_block = False
+    for line in text.splitlines():
+        if line.strip() == "Latency Distribution":
+            in_block = True
+            continue
+        if in_block:
+            m = _LATENCY_LINE.match(line)
+            if not m:
+                break
+            percentiles[m.group(1)] = float(m.group(2)) * _UNITS_S[m.group(3)] * 1000.0
+    rps = _RPS.search(text)
+    total = _TOTAL.search(text)
+    if rps is None or total is None or "50" not in percentiles or "99" not in percentiles:
+        raise ValueError(f"unexpected wrk output:\n{text}")
+    non_2xx = _NON_2XX.search(text)
+    sock = _SOCKET.search(text)
+    socket_errors = (
+        dict(zip(("connect", "read", "write", "timeout"), map(int, sock.groups()), strict=True))
+        if sock
+        else {}
+    )
+    return WrkResult(
+        rps=float(rps.group(1)),
+        p50_ms=percentiles["50"],
+        p99_ms=percentiles["99"],
+        requests=int(total.group(1)),
+        non_2xx=int(non_2xx.group(1)) if non_2xx else 0,
+        socket_errors={k: v for k, v in socket_errors.items() if v},
+    )
+
+
+# -- targets ------------------------------------------------------------------------------
+
+
+@dataclass
+class Target:
+    label: str
+    url: str
+    headers: dict[str, str] = field(default_factory=dict)
+    script_args: list[str] | None = None  # set: drive with post_projects.lua
+    runs: list[WrkResult] = field(default_factory=list)
+
+    def wrk_argv(self, wrk: str, s: Settings, seconds: int, tag: str) -> list[str]:
+        argv = [
+            wrk,
+            f"-t{s.threads}",
+            f"-c{s.connections}",
+            f"-d{seconds}s",
+            "--timeout",
+            WRK_TIMEOUT,
+            "--latency",
+        ]
+        for name, value in self.headers.items():
+            argv += ["-H", f"{name}: {value}"]
+        if self.script_args is not None:
+            argv += ["-s", str(POST_SCRIPT), self.url, "--", tag, *self.script_args]
+        else:
+            argv.append(self.url)
+        return argv
+
+
+def run_wrk(wrk: str, target: Target, s: Settings, seconds: int, tag: str) -> WrkResult:
+    out = subprocess.run(
+        target.wrk_argv(wrk, s, seconds, tag),
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=seconds + 60,
+    )
+    if out.returncode != 0:
+        raise RuntimeError(f"wrk failed on {target.label} ({out.returncode}):\n{out.stderr}{out.stdout}")
+    return parse_wrk(out.stdout)
+
+
+# -- processes ----------------------------------------------------------------------------
+
+_PR_SET_PDEATHSIG = 1
+_libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True) if sys.platform == "linux" else None
+
+
+def _die_with_us() -> None:
+    # If this script is killed outright, the stack and the baseline must not outlive it holding
+    # ports; `stratus up` passes the same request on to its own children.
+    if _libc is not None:
+        _libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+_CLK_TCK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def cpu_seconds(pid: int) -> float | None:
+    """User+system CPU time of one process, from /proc (None when it is gone or not Linux)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    # Fields after the ")" that closes the command name; utime and stime are the 12th and 13th.
+    fields = stat.rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / _CLK_TCK
+
+
+def cpu_snapshot(pids: dict[str, int]) -> dict[str, float]:
+    snap = {name: cpu_seconds(pid) for name, pid in pids.items()}
+    # wrk is our child and has been waited for, so its CPU time lands in RUSAGE_CHILDREN.
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    snap["wrk"] = usage.ru_utime + usage.ru_stime
+    return {name: value for name, value in snap.items() if value is not None}
+
+
+def cpu_per_request(before: dict[str, float], after: dict[str, float], requests: int) -> dict[str, float]:
+    if requests <= 0:
+        return {}
+    return {
+        name: round((after[name] - before[name]) * 1000.0 / requests, 3) for name in before if name in after
+    }
+
+
+class Proc:
+    """A child in its own session, so a Ctrl-C reaches only us and we stop it in order."""
+
+    def __init__(self, name: str, argv: list[str], env: dict[str, str], log_path: Path) -> None:
+        self.name = name
+        self.log_path = log_path
+        self._log: IO[bytes] = log_path.open("wb")
+        self.popen = subprocess.Popen(
+            argv,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            preexec_fn=_die_with_us,
+        )
+
+    def check_alive(self) -> None:
+        code = self.popen.poll()
+        if code is not None:
+            raise RuntimeError(f"{self.name} exited with code {code}; see {self.log_path}\n{self.tail()}")
+
+    def tail(self, lines: int = 30) -> str:
+        with contextlib.suppress(OSError):
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        return ""
+
+    def stop(self) -> None:
+        if self.popen.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                self.popen.send_signal(signal.SIGTERM)
+            try:
+                self.popen.wait(STOP_GRACE)
+            except subprocess.TimeoutExpired:
+                print(f"bench: {self.name} ignored SIGTERM for {STOP_GRACE:g}s; killing it", file=sys.stderr)
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(self.popen.pid, signal.SIGKILL)
+                self.popen.wait()
+        self._log.close()
+
+
+def http_call(
+    port: int, method: str, path: str, headers: dict[str, str] | None = None, body: bytes | None = None
+) -> tuple[int, bytes]:
+    # http.client rather than urllib: no proxy from the environment can sneak in between.
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    try:
+        conn.request(method, path, body=body, headers=headers or {})
+        response = conn.getresponse()
+        return response.status, response.read()
+    finally:
+        conn.close()
+
+
+def wait_http_ok(proc: Proc, port: int, path: str, deadline: float) -> None:
+    last = "no answer"
+    while True:
+        proc.check_alive()
+        try:
+            status, body = http_call(port, "GET", path)
+            if status == 200:
+                return
+            last = f"HTTP {status}: {body[:200]!r}"
+        except OSError as exc:
+            last = repr(exc)
+        if time.monotonic() >= deadline:
+            raise RuntimeError(
+                f"{proc.name}: GET {path} did not answer 200 in time (last: {last}); "
+                f"see {proc.log_path}\n{proc.tail()}"
+            )
+        time.sleep(0.1)
+
+
+def start_stack(tmp: Path, port: int, admin_key: str) -> Proc:
+    env = {
+        **os.environ,
+        "STRATUS_DATA_DIR": str(tmp / "data"),
+        "STRATUS_PORT": str(port),
+        "STRATUS_HOST": "127.0.0.1",
+        "STRATUS_ADMIN_KEY": admin_key,
+        # The gateway logs one JSON line per request at INFO; at tens of thousands of requests
+        # that measures the log pipe. WARNING keeps errors visible (docs/performance.md says so).
+        "STRATUS_LOG_LEVEL": "WARNING",
+        # Spans are still made (that cost is real in production); shipping them is not measured.
+        "OTEL_TRACES_EXPORTER": "none",
+    }
+    # An inherited NATS_URL would point the stack at someone else's bus.
+    env.pop("NATS_URL", None)
+    env.pop("OTEL_EXPORTER_OTLP_ENDPOINT", None)
+    return Proc("stratus up", [sys.executable, "-m", "stratus_cli.main", "up"], env, tmp / "stack.log")
+
+
+def start_baseline(tmp: Path, port: int) -> Proc:
+    return Proc(
+        "baseline",
+        [sys.executable, str(HERE / "baseline.py"), str(port)],
+        dict(os.environ),
+        tmp / "baseline.log",
+    )
+
+
+def stack_pids(data_dir: Path, deadline: float) -> dict[str, int]:
+    """Pids of the stack's processes, from the `stack.json` that `stratus up` writes once ready."""
+    path = data_dir / "stack.json"
+    while True:
+        # The supervisor writes the file just after /readyz first answers 200: allow a moment.
+        with contextlib.suppress(OSError, ValueError):
+            info = json.loads(path.read_text())
+            pids = {name: int(pid) for name, pid in info["services"].items() if pid}
+            if info.get("nats_pid"):
+                pids["nats"] = int(info["nats_pid"])
+            return pids
+        if time.monotonic() >= deadline:
+            raise RuntimeError(f"{path} did not appear after the stack was ready")
+        time.sleep(0.05)
+
+
+def create_project(port: int, auth: dict[str, str]) -> str:
+    status, body = http_call(
+        port,
+        "POST",
+        "/v1/projects",
+        {**auth, "Content-Type": "application/json"},
+        json.dumps({"name": "bench-target"}).encode(),
+    )
+    if status != 201:
+        raise RuntimeError(f"POST /v1/projects answered {status}: {body[:500]!r}")
+    return str(json.loads(body)["data"]["id"])
+
+
+def smoke(port: int, path: str, headers: dict[str, str]) -> None:
+    """One request before the load: a misconfigured target fails here, not as 100% errors."""
+    status, body = http_call(port, "GET", path, headers)
+    if status != 200:
+        raise RuntimeError(f"GET {path} on port {port} answered {status}: {body[:500]!r}")
+
+
+# -- report -------------------------------------------------------------------------------
+
+
+def source_revision() -> str:
+    """HEAD of the checkout, with "+dirty" when files differ: figures belong to a revision."""
+    try:
+        head = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        status = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return f"{head}+dirty" if status else head
+
+
+def machine_facts(wrk: str) -> dict[str, Any]:
+    cpu = "unknown"
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return {
+        "nproc": usable,
+        "cpu_model": cpu,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "wrk": wrk_version(wrk),
+        "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "revision": source_revision(),
+        "loadavg_before": [round(x, 2) for x in os.getloadavg()],
+    }
+
+
+CPU_COLUMNS = ("gateway", "identity", "projects", "nats", "baseline", "wrk")
+
+
+def summarize(targets: list[Target]) -> list[dict[str, Any]]:
+    base = targets[0]
+    rows = []
+    for t in targets:
+        # Each round's target against the same round's baseline: both ran seconds apart, so
+        # noise that drifts over minutes mostly cancels; the median then drops the odd round.
+        ratios = [r.rps / b.rps for r, b in zip(t.runs, base.runs, strict=True) if b.rps]
+        cpu = {
+            name: round(statistics.median(r.cpu_ms_per_req[name] for r in t.runs), 3)
+            for name in CPU_COLUMNS
+            if all(name in r.cpu_ms_per_req for r in t.runs)
+        }
+        rows.append(
+            {
+                "target": t.label,
+                "rps": round(statistics.median(r.rps for r in t.runs), 1),
+                "p50_ms": round(statistics.median(r.p50_ms for r in t.runs), 3),
+                "p99_ms": round(statistics.median(r.p99_ms for r in t.runs), 3),
+                "vs_baseline": round(statistics.median(ratios), 4) if ratios else None,
+                "errors": sum(r.errors for r in t.runs),
+                "requests": sum(r.requests for r in t.runs),
+                "cpu_ms_per_req": cpu,
+                "rounds": [asdict(r) for r in t.runs],
+            }
+        )
+    return rows
+
+
+def print_report(rows: list[dict[str, Any]], facts: dict[str, Any], s: Settings) -> None:
+    print()
+    print(
+        f"medians of {s.rounds} interleaved round(s); wrk -t{s.threads} -c{s.connections} "
+        f"-d{s.duration}s --latency"
+    )
+    print(f"{'target':<26}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'vs baseline':>13}{'errors':>8}")
+    for row in rows:
+        flag = "  <-- ERRORS" if row["errors"] else ""
+        print(
+            f"{row['target']:<26}{row['rps']:>10.0f}{row['p50_ms']:>9.2f}{row['p99_ms']:>9.2f}"
+            f"{row['vs_baseline']:>12.3f}x{row['errors']:>8}{flag}"
+        )
+    if s.rounds > 1:
+        print()
+        print("req/s per round (the spread is the machine's noise):")
+        for row in rows:
+            per = "".join(f"{r['rps']:>8.0f}" for r in row["rounds"])
+            print(f"  {row['target']:<24}{per}")
+    if any(row["cpu_ms_per_req"] for row in rows):
+        print()
+        print("CPU ms per request, by process (all of them share the machine's cores with wrk):")
+        print(f"  {'target':<24}" + "".join(f"{name:>10}" for name in CPU_COLUMNS))
+        for row in rows:
+            cpu = row["cpu_ms_per_req"]
+            cells = "".join(f"{cpu[name]:>10.3f}" if name in cpu else f"{'-':>10}" for name in CPU_COLUMNS)
+            print(f"  {row['target']:<24}{cells}")
+    print()
+    print(
+        f"machine: {facts['nproc']} CPUs ({facts['cpu_model']}), Python {facts['python']}, "
+        f"{facts['wrk']}, {facts['platform']}"
+    )
+    print(
+        f"revision {facts['revision']}; date: {facts['date']}; "
+        f"load average before {facts['loadavg_before']}, after {facts['loadavg_after']}"
+    )
+
+
+def bench(s: Settings, wrk: str, tmp: Path) -> int:
+    facts = machine_facts(wrk)
+    admin_key = keys.generate("live")
+    auth = {"Authorization": f"Bearer {admin_key}"}
+    gw_port, base_port = free_port(), free_port()
+    procs: list[Proc] = []
+    warnings: list[str] = []
+    try:
+        stack = start_stack(tmp, gw_port, admin_key)
+        procs.append(stack)
+        baseline = start_baseline(tmp, base_port)
+        procs.append(baseline)
+        deadline = time.monotonic() + READY_TIMEOUT
+        wait_http_ok(baseline, base_port, "/", deadline)
+        wait_http_ok(stack, gw_port, "/readyz", deadline)
+        pids = stack_pids(tmp / "data", deadline)
+        pids["baseline"] = baseline.popen.pid
+        print(f"bench: stack ready on :{gw_port}, baseline on :{base_port}", flush=True)
+
+        project_id = create_project(gw_port, auth)
+        smoke(base_port, "/", {})
+        smoke(gw_port, "/v1/me", auth)
+        smoke(gw_port, f"/v1/projects/{project_id}", auth)
+        gw = f"http://127.0.0.1:{gw_port}"
+        targets = [
+            Target("baseline (bare Litestar)", f"http://127.0.0.1:{base_port}/"),
+            Target("GET /v1/me", f"{gw}/v1/me", auth),
+            Target("GET /v1/projects/{id}", f"{gw}/v1/projects/{project_id}", auth),
+            Target("POST /v1/projects", f"{gw}/v1/projects", script_args=[admin_key]),
+        ]
+
+        # Warm-up, not reported: first requests pay for imports, connection pools and caches.
+        for t in targets:
+            run_wrk(wrk, t, s, s.warmup, "w")
+        for n in range(1, s.rounds + 1):
+            print(f"bench: round {n}/{s.rounds}", flush=True)
+            for t in targets:
+                before = cpu_snapshot(pids)
+                result = run_wrk(wrk, t, s, s.duration, str(n))
+                result.cpu_ms_per_req = cpu_per_request(before, cpu_snapshot(pids), result.requests)
+                t.runs.append(result)
+                mark = ""
+                if result.errors:
+                    mark = f"  ERRORS: non-2xx {result.non_2xx}, socket {result.socket_errors}"
+                print(
+                    f"  {t.label:<26}{result.rps:>10.0f} req/s  p50 {result.p50_ms:7.2f} ms  "
+                    f"p99 {result.p99_ms:7.2f} ms{mark}",
+                    flush=True,
+                )
+                for p in procs:
+                    p.check_alive()
+        # A service that crashed and was restarted by `stratus up` mid-run has a new pid; its
+        # rounds measured a restart, not the route.
+        now = stack_pids(tmp / "data", deadline)
+        restarted = sorted(name for name, pid in now.items() if pids.get(name) != pid)
+        if restarted:
+            warnings.append(f"restarted during the run: {', '.join(restarted)} (see the stack log)")
+    finally:
+        # Baseline first: it holds nothing; the stack then stops services before its bus.
+        for p in reversed(procs):
+            p.stop()
+
+    facts["loadavg_after"] = [round(x, 2) for x in os.getloadavg()]
+    rows = summarize(targets)
+    print_report(rows, facts, s)
+    if any(row["errors"] for row in rows):
+        warnings.append("some runs had non-2xx responses or socket errors; their figures are suspect")
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(
+        json.dumps({"machine": facts, "settings": asdict(s), "warnings": warnings, "targets": rows}, indent=2)
+        + "\n"
+    )
+    print(f"results: {RESULTS.relative_to(ROOT)}")
+    for warning in warnings:
+        print(f"bench: WARNING: {warning}")
+    return 1 if warnings else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    s = settings_from(argv)
+    wrk = ensure_wrk()
+
+    # SIGTERM (e.g. from a CI timeout) must unwind through the finally blocks like Ctrl-C does.
+    def on_term(signum: int, _: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, on_term)
+    tmp = Path(tempfile.mkdtemp(prefix="stratus-bench-"))
+    ok = False
+    try:
+        code = bench(s, wrk, tmp)
+        ok = True
+        return code
+    except KeyboardInterrupt:
+        print("\nbench: interrupted; stack and baseline stopped", file=sys.stderr)
+        return 130
+    except (RuntimeError, ValueError, subprocess.SubprocessError) as exc:
+        print(f"bench: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        if ok:
+            shutil.rmtree(tmp, ignore_errors=True)
+        else:
+            print(f"bench: logs kept in {tmp}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
