@@ -26,6 +26,8 @@ class Caller(msgspec.Struct, frozen=True, kw_only=True):
     token_id: str | None = None
     ip: str | None = None
     request_id: str | None = None
+    # The client's Idempotency-Key: a service applies a command with one at most once.
+    idempotency_key: str | None = None
 
     def actor(self) -> Actor:
         return Actor(
