@@ -375,12 +375,14 @@ def start_stack(tmp: Path, port: int, admin_key: str) -> Proc:
         # The gateway logs one JSON line per request at INFO; at tens of thousands of requests
         # that measures the log pipe. WARNING keeps errors visible (docs/performance.md says so).
         "STRATUS_LOG_LEVEL": "WARNING",
-        # Spans are still made (that cost is real in production); shipping them is not measured.
+        # The stack as it runs without a trace backend (trace ids propagate, spans are not
+        # recorded): a developer's OTEL_* settings would otherwise change what is measured.
         "OTEL_TRACES_EXPORTER": "none",
     }
     # An inherited NATS_URL would point the stack at someone else's bus.
     env.pop("NATS_URL", None)
-    env.pop("OTEL_EXPORTER_OTLP_ENDPOINT", None)
+    for name in ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_TRACES_SAMPLER"):
+        env.pop(name, None)
     return Proc("stratus up", [sys.executable, "-m", "stratus_cli.main", "up"], env, tmp / "stack.log")
 
 
