@@ -6,14 +6,18 @@ missing and running as root):
 
     baseline (bare Litestar)   GET /                 the same uvicorn setup, no middleware or bus
     GET /v1/me                 auth only: one NATS round trip to identity
-    GET /v1/projects/{id}      auth, then one NATS round trip to projects
+    GET /v1/projects/{id}      auth, then one NATS round trip to projects (`internal` plan:
+                               no rate limit, the limiter is skipped)
+    GET project, rate-limited  the same with a `pro`-plan key: the rate limiter spends a token
+                               per request (leased in batches from JetStream KV)
     POST /v1/projects          auth, then a create in projects (event store write)
 
 Rounds are interleaved (baseline, me, get, post, baseline, …) so that the machine's noise hits
 every target alike. The figures quoted are medians over the rounds; "vs baseline" is the median
 of each round's target req/s over the same round's baseline req/s, the figure that travels
-between machines. A second table gives the CPU time each process spent per request (read from
-/proc), which says where the time goes. Results are printed and written to
+between machines. The rate limiter's cost is the median of each round's rate-limited GET over
+the same round's unlimited GET. A second table gives the CPU time each process spent per request
+(read from /proc), which says where the time goes. Results are printed and written to
 `bench-results/latest.json`; the stack's log stays in the temporary dir, which is kept (and
 named) only when the run fails.
 
@@ -60,6 +64,11 @@ POST_SCRIPT = HERE / "post_projects.lua"
 READY_TIMEOUT = 120.0  # a cold stack on a busy 2-core machine has been seen to need ~10 s
 STOP_GRACE = 30.0  # `stratus up` gives each child 10 s, services first and the bus after
 WRK_TIMEOUT = "10s"  # above the bus's 5 s request timeout, so slow answers count as latency
+# The rate-limited target's plan: the real `pro` capacity (so the same lease size, 50 tokens per
+# KV round trip), refilled fast enough that the benchmark never runs it dry.
+BENCH_PRO_PLAN = {"limit": 60_000_000, "period": 60, "burst": 10_000}
+RATE_LIMITED = "GET project, rate-limited"
+UNLIMITED = "GET /v1/projects/{id}"
 
 
 # -- settings -----------------------------------------------------------------------------
@@ -378,6 +387,9 @@ def start_stack(tmp: Path, port: int, admin_key: str) -> Proc:
         # The stack as it runs without a trace backend (trace ids propagate, spans are not
         # recorded): a developer's OTEL_* settings would otherwise change what is measured.
         "OTEL_TRACES_EXPORTER": "none",
+        # The operator's own account (the admin key) is unlimited, as operators' benchmarks are.
+        "STRATUS_BOOTSTRAP_PLAN": "internal",
+        "STRATUS_PLANS": json.dumps({"pro": BENCH_PRO_PLAN}),
     }
     # An inherited NATS_URL would point the stack at someone else's bus.
     env.pop("NATS_URL", None)
@@ -424,11 +436,33 @@ def create_project(port: int, auth: dict[str, str]) -> str:
     return str(json.loads(body)["data"]["id"])
 
 
-def smoke(port: int, path: str, headers: dict[str, str]) -> None:
-    """One request before the load: a misconfigured target fails here, not as 100% errors."""
-    status, body = http_call(port, "GET", path, headers)
+def smoke(port: int, path: str, headers: dict[str, str], *, limited: bool = False) -> None:
+    """One request before the load: a misconfigured target fails here, not as 100% errors (and
+    the rate limiter is on exactly for the target that measures it)."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    try:
+        conn.request("GET", path, headers=headers)
+        response = conn.getresponse()
+        status, body, budget = response.status, response.read(), response.getheader("X-RateLimit-Limit")
+    finally:
+        conn.close()
     if status != 200:
         raise RuntimeError(f"GET {path} on port {port} answered {status}: {body[:500]!r}")
+    if path.startswith("/v1/") and limited != (budget is not None):
+        raise RuntimeError(f"GET {path}: expected the rate limiter {'on' if limited else 'off'}")
+
+
+def create_pro_account(tmp: Path) -> str:
+    """A tenant on the `pro` plan (with `stratus accounts create`); its live key."""
+    env = {**os.environ, "STRATUS_DATA_DIR": str(tmp / "data")}
+    env.pop("NATS_URL", None)
+    argv = [sys.executable, "-m", "stratus_cli.main", "accounts", "create", "bench-pro"]
+    out = subprocess.run(
+        [*argv, "--plan", "pro", "--json"], env=env, capture_output=True, text=True, check=False, timeout=60
+    )
+    if out.returncode != 0:
+        raise RuntimeError(f"stratus accounts create failed ({out.returncode}): {out.stderr}")
+    return str(json.loads(out.stdout)["keys"]["live"])
 
 
 # -- report -------------------------------------------------------------------------------
@@ -503,6 +537,38 @@ def summarize(targets: list[Target]) -> list[dict[str, Any]]:
     return rows
 
 
+def rate_limiter_cost(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The rate-limited GET against the unlimited one: the median of the per-round req/s ratios
+    (adjacent runs, so drift cancels) and the CPU per request of the gateway and nats-server."""
+    by_label = {row["target"]: row for row in rows}
+    if RATE_LIMITED not in by_label or UNLIMITED not in by_label:
+        return None
+    on, off = by_label[RATE_LIMITED], by_label[UNLIMITED]
+    ratios = [a["rps"] / b["rps"] for a, b in zip(on["rounds"], off["rounds"], strict=True) if b["rps"]]
+    if not ratios:
+        return None
+    ratio = statistics.median(ratios)
+    return {
+        "throughput_ratio": round(ratio, 4),
+        "throughput_cost_percent": round((1 - ratio) * 100, 1),
+        "cpu_ms_per_req": {
+            name: {"on": on["cpu_ms_per_req"].get(name), "off": off["cpu_ms_per_req"].get(name)}
+            for name in ("gateway", "nats")
+        },
+    }
+
+
+def print_rate_limiter_cost(cost: dict[str, Any] | None) -> None:
+    if cost is None:
+        return
+    cpu = cost["cpu_ms_per_req"]["gateway"]
+    print(
+        f"rate limiter on GET /v1/projects/{{id}}: {cost['throughput_ratio']:.3f}x the unlimited "
+        f"req/s (cost {cost['throughput_cost_percent']:.1f} %, median of per-round ratios); "
+        f"gateway CPU {cpu['off']} -> {cpu['on']} ms/request"
+    )
+
+
 def print_report(rows: list[dict[str, Any]], facts: dict[str, Any], s: Settings) -> None:
     print()
     print(
@@ -561,14 +627,18 @@ def bench(s: Settings, wrk: str, tmp: Path) -> int:
         print(f"bench: stack ready on :{gw_port}, baseline on :{base_port}", flush=True)
 
         project_id = create_project(gw_port, auth)
+        pro_auth = {"Authorization": f"Bearer {create_pro_account(tmp)}"}
+        pro_project_id = create_project(gw_port, pro_auth)
         smoke(base_port, "/", {})
         smoke(gw_port, "/v1/me", auth)
         smoke(gw_port, f"/v1/projects/{project_id}", auth)
+        smoke(gw_port, f"/v1/projects/{pro_project_id}", pro_auth, limited=True)
         gw = f"http://127.0.0.1:{gw_port}"
         targets = [
             Target("baseline (bare Litestar)", f"http://127.0.0.1:{base_port}/"),
             Target("GET /v1/me", f"{gw}/v1/me", auth),
-            Target("GET /v1/projects/{id}", f"{gw}/v1/projects/{project_id}", auth),
+            Target(UNLIMITED, f"{gw}/v1/projects/{project_id}", auth),
+            Target(RATE_LIMITED, f"{gw}/v1/projects/{pro_project_id}", pro_auth),
             Target("POST /v1/projects", f"{gw}/v1/projects", script_args=[admin_key]),
         ]
 
@@ -606,11 +676,22 @@ def bench(s: Settings, wrk: str, tmp: Path) -> int:
     facts["loadavg_after"] = [round(x, 2) for x in os.getloadavg()]
     rows = summarize(targets)
     print_report(rows, facts, s)
+    rate_limiter = rate_limiter_cost(rows)
+    print_rate_limiter_cost(rate_limiter)
     if any(row["errors"] for row in rows):
         warnings.append("some runs had non-2xx responses or socket errors; their figures are suspect")
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(
-        json.dumps({"machine": facts, "settings": asdict(s), "warnings": warnings, "targets": rows}, indent=2)
+        json.dumps(
+            {
+                "machine": facts,
+                "settings": asdict(s),
+                "warnings": warnings,
+                "targets": rows,
+                "rate_limiter": rate_limiter,
+            },
+            indent=2,
+        )
         + "\n"
     )
     print(f"results: {RESULTS.relative_to(ROOT)}")

@@ -22,6 +22,9 @@ DUMMY = {
     "project_id": "prj_" + "a" * 26,
     "key_id": "key_" + "a" * 26,
     "member_id": "mem_" + "a" * 26,
+    "env_id": "env_" + "a" * 26,
+    "key": "SOME_KEY",  # a variable's key
+    "number": "1",  # a config version
 }
 
 
@@ -64,7 +67,10 @@ def tenant_a(stack: Stack) -> Tenant:
             a.put(f"/v1/projects/{project}/members/{member}", json={"role": "developer"}).status_code == 200
         )
         key = a.post("/v1/keys", json={"name": "target", "scopes": ["read"]}).json()["data"]["id"]
-    return Tenant(stack.live_key, stack.test_key, {"project_id": project, "member_id": member, "key_id": key})
+        env = a.get(f"/v1/projects/{project}/envs").json()["data"][0]["id"]
+        assert a.post(f"/v1/envs/{env}/vars", json={"key": "SOME_KEY", "value": "v"}).status_code == 201
+    ids = {"project_id": project, "member_id": member, "key_id": key, "env_id": env}
+    return Tenant(stack.live_key, stack.test_key, ids)
 
 
 @pytest.fixture(scope="module")
@@ -84,6 +90,8 @@ def _fill(path: str, ids: dict[str, str]) -> str:
 def _send(client: httpx.Client, method: str, path: str, body: dict | None = None) -> httpx.Response:
     if method == "GET":
         return client.get(path)
+    if path.endswith("/dotenv"):  # the one text/plain body
+        return client.request(method, path, content=b"PWNED=x\n", headers={"content-type": "text/plain"})
     return client.request(method, path, json=body if body is not None else {})
 
 
@@ -122,6 +130,10 @@ def test_tokens_are_refused_on_key_only_routes(stack: Stack, operations: list) -
 
 def hostile_body(method: str, path: str) -> dict:
     """A valid body for the route, so that only the ownership check can stop it."""
+    if path.endswith("/envs") or path == "/v1/envs/{env_id}":
+        return {"name": "pwned"}
+    if path.endswith("/vars"):
+        return {"PWNED": "x"} if method == "PATCH" else {"key": "PWNED", "value": "x"}
     if method == "PATCH":
         return {"name": "pwned"} if path.startswith("/v1/keys") else {"description": "pwned"}
     if method == "PUT":
@@ -162,6 +174,8 @@ def test_foreign_ids_are_404_and_untouched(
         key = owner.get(f"/v1/keys/{tenant_a.ids['key_id']}").json()["data"]
         assert key["revoked"] is None and key["name"] == "target"
         assert owner.get(f"/v1/members/{tenant_a.ids['member_id']}").status_code == 200
+        env = owner.get(f"/v1/envs/{tenant_a.ids['env_id']}").json()["data"]
+        assert env["name"] == "production" and env["config_version"] == 2
         team = owner.get(f"/v1/projects/{tenant_a.ids['project_id']}/members").json()["data"]
         assert [(m["id"], m["role"]) for m in team] == [(tenant_a.ids["member_id"], "developer")]
 

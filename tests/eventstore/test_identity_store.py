@@ -330,7 +330,7 @@ def test_accounts_and_plans(handlers: IdentityHandlers) -> None:
     updated = {e.data["id"] for _, e in public if e.type == "key.updated"}
     assert updated == set(made.key_ids)
     assert [e.data["plan"] for _, e in public if e.type == "account.updated"] == ["free"]
-    boot = handlers.bootstrap_sync(c.Bootstrap(keys=[_new("live")[1]]))
+    boot = handlers.bootstrap_sync(c.Bootstrap(keys=[_new("live")[1]], plan="internal"))
     assert handlers._plan(boot.account_id) == "internal"
 
 

@@ -58,6 +58,12 @@ CATALOGUE: dict[str, ErrorSpec] = {
     "token_not_allowed": ErrorSpec(
         403, "Not allowed with a token", "This route needs an API key; short-lived tokens cannot use it."
     ),
+    # rate limits
+    "rate_limited": ErrorSpec(
+        429,
+        "Rate limited",
+        "Too many requests: for this API key's plan, or, without a valid key, from this address. Wait the `Retry-After` seconds; the `X-RateLimit-*` headers show the budget.",
+    ),
     # request shape
     "route_not_found": ErrorSpec(
         404, "Route not found", "No route matches this path. Every API route lives under `/v1`."
@@ -82,6 +88,51 @@ CATALOGUE: dict[str, ErrorSpec] = {
         422,
         "Validation failed",
         "One or more fields are invalid; `errors` lists each field and what is wrong.",
+    ),
+    "unsupported_version": ErrorSpec(
+        404,
+        "API version not supported",
+        "The path starts with an API version this server does not serve. The only version is `/v1`.",
+    ),
+    "json_too_deep": ErrorSpec(
+        400,
+        "JSON nested too deeply",
+        "The request body nests arrays and objects more than 32 levels deep.",
+    ),
+    "uri_too_long": ErrorSpec(
+        414, "URI too long", "The request's path and query string together are limited to 8 KiB."
+    ),
+    "headers_too_large": ErrorSpec(
+        431,
+        "Request headers too large",
+        "The request's header fields are limited to 32 KiB in total and 16 KiB each.",
+    ),
+    # optimistic concurrency
+    "precondition_failed": ErrorSpec(
+        412,
+        "Precondition failed",
+        "The resource changed since you read it: its version (`ETag`) no longer matches `If-Match`. GET it again, re-apply your change and retry with the new `ETag`.",
+    ),
+    "invalid_precondition": ErrorSpec(
+        400,
+        "Invalid If-Match",
+        'Send `If-Match` as one strong entity tag exactly as the `ETag` header gave it (`"3"`), or `*`.',
+    ),
+    # idempotency
+    "idempotency_key_invalid": ErrorSpec(
+        400,
+        "Invalid Idempotency-Key",
+        "Send one `Idempotency-Key` header of 1–255 printable ASCII characters, such as a UUID.",
+    ),
+    "idempotency_key_reused": ErrorSpec(
+        422,
+        "Idempotency-Key reused",
+        "This key was used in the last 24 hours for a different request (method, path, query, body, `If-Match` or API key). Use a new key for a new request.",
+    ),
+    "idempotency_key_in_use": ErrorSpec(
+        409,
+        "Idempotency-Key in use",
+        "A request with this key is still being processed. Retry after the `Retry-After` delay to get its answer.",
     ),
     # availability
     "service_unavailable": ErrorSpec(
@@ -118,6 +169,31 @@ CATALOGUE: dict[str, ErrorSpec] = {
         409,
         "Last owner",
         "A project that has an owner keeps at least one: make another member owner before removing or demoting this one.",
+    ),
+    # environments and secrets
+    "environment_not_found": ErrorSpec(
+        404, "Environment not found", "No environment with this id exists in this account and mode."
+    ),
+    "environment_name_taken": ErrorSpec(
+        409, "Environment name already taken", "Environment names are unique within a project."
+    ),
+    "env_var_not_found": ErrorSpec(
+        404, "Variable not found", "The environment has no variable with this key."
+    ),
+    "config_version_not_found": ErrorSpec(
+        404,
+        "Config version not found",
+        "The environment has no config version with this number; `GET /v1/envs/{id}/versions` lists them.",
+    ),
+    "encryption_unavailable": ErrorSpec(
+        503,
+        "Encryption unavailable",
+        "Variables cannot be encrypted or decrypted right now: the service lacks the master key that protects them. An operator must set `STRATUS_MASTER_KEY` (see the README).",
+    ),
+    "master_key_mismatch": ErrorSpec(
+        409,
+        "Master key mismatch",
+        "The replica that answered holds another master key than the one the rotation expects: restart every replica with the new key first, then rotate again.",
     ),
     # identity
     "account_not_found": ErrorSpec(404, "Account not found", "No such account."),

@@ -40,7 +40,7 @@ class Bootstrap(msgspec.Struct, frozen=True, kw_only=True):
     """Create the bootstrap account with these keys, unless it exists already."""
 
     keys: list[NewKey]
-    plan: Plan = "internal"  # the operator's own account
+    plan: Plan = "free"  # `stratus up` sends STRATUS_BOOTSTRAP_PLAN
 
 
 class EnsureKey(msgspec.Struct, frozen=True, kw_only=True):
@@ -158,6 +158,7 @@ class UpdateKey(msgspec.Struct, frozen=True, kw_only=True):
     environments: tuple[str, ...] | UnsetType | None = UNSET
     allowed_ips: tuple[str, ...] | UnsetType | None = UNSET
     expires_at: AwareDatetime | UnsetType | None = UNSET
+    expected_version: int | None = None  # If-Match: apply only at this version, else 412
 
 
 class RevokeKey(msgspec.Struct, frozen=True, kw_only=True):
@@ -166,6 +167,7 @@ class RevokeKey(msgspec.Struct, frozen=True, kw_only=True):
     account_id: str = ""
     key_id: str
     caller: Caller | None = None
+    expected_version: int | None = None  # If-Match: apply only at this version, else 412
 
 
 class RotateKey(msgspec.Struct, frozen=True, kw_only=True):
@@ -176,6 +178,7 @@ class RotateKey(msgspec.Struct, frozen=True, kw_only=True):
     secret_hash: str
     hint: str
     overlap_seconds: int = DEFAULT_ROTATION_OVERLAP
+    expected_version: int | None = None  # If-Match: apply only at this version, else 412
 
 
 class SecretView(msgspec.Struct, frozen=True, kw_only=True):
@@ -243,6 +246,7 @@ class RemoveMember(msgspec.Struct, frozen=True, kw_only=True):
 
     caller: Caller
     member_id: str
+    expected_version: int | None = None  # If-Match: apply only at this version, else 412
 
 
 class MemberView(msgspec.Struct, frozen=True, kw_only=True):

@@ -30,11 +30,15 @@ class UpdateProject(msgspec.Struct, frozen=True, kw_only=True):
     project_id: str
     name: str | None = None
     description: str | None = None
+    # The If-Match version: apply only if the project is still at it, else `precondition_failed`.
+    expected_version: int | None = None
 
 
 class DeleteProject(msgspec.Struct, frozen=True, kw_only=True):
     caller: Caller
     project_id: str
+    # The If-Match version: apply only if the project is still at it, else `precondition_failed`.
+    expected_version: int | None = None
 
 
 class GetProject(msgspec.Struct, frozen=True, kw_only=True):
@@ -82,12 +86,16 @@ class PutProjectMember(msgspec.Struct, frozen=True, kw_only=True):
     project_id: str
     member_id: str
     role: Role
+    # If-Match on the membership: a version (its ETag) or, with `must_exist`, any existing one.
+    expected_version: int | None = None
+    must_exist: bool = False
 
 
 class RemoveProjectMember(msgspec.Struct, frozen=True, kw_only=True):
     caller: Caller
     project_id: str
     member_id: str
+    expected_version: int | None = None  # the membership's version (If-Match)
 
 
 class GetProjectMember(msgspec.Struct, frozen=True, kw_only=True):
@@ -114,6 +122,9 @@ class ProjectMember(msgspec.Struct, frozen=True, kw_only=True):
     created: datetime  # when the member got access to this project
     updated: datetime  # when their role last changed
     deleted: bool = False
+    # The project version that last changed this membership: its ETag (other members' changes
+    # leave it alone).
+    version: int = 1
 
 
 class ProjectMemberPage(msgspec.Struct, frozen=True, kw_only=True):

@@ -14,6 +14,8 @@ T = TypeVar("T")
 class Reply(msgspec.Struct, Generic[T], frozen=True, kw_only=True, omit_defaults=True):
     result: T | None = None
     error: ErrorReply | None = None
+    # The result is the service's stored reply to an earlier command with the same Idempotency-Key.
+    replayed: bool = False
 
 
 class Ping(msgspec.Struct, frozen=True, kw_only=True):

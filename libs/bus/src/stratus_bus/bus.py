@@ -8,9 +8,11 @@ replicas of a service share the work.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import functools
 import logging
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import msgspec
@@ -59,6 +61,39 @@ class ServiceUnavailable(Exception):
 
 class ServiceTimeout(Exception):
     """The service did not answer in time."""
+
+
+@dataclass(frozen=True, slots=True)
+class Replayed:
+    """A handler's result that is its stored reply to an earlier, identical command (one sent with
+    the same Idempotency-Key): sent as `Reply(result=..., replayed=True)`. `result` may be the
+    result or `msgspec.Raw` of its MessagePack encoding."""
+
+    result: Any
+
+
+class ReplayNote:
+    """Whether any reply received in a context was a replay; see `note_replays`."""
+
+    replayed = False
+
+
+_replay_note: contextvars.ContextVar[ReplayNote | None] = contextvars.ContextVar(
+    "stratus_replay_note", default=None
+)
+
+
+def note_replays() -> ReplayNote:
+    """From now on in this context (one HTTP request in the gateway), note replayed replies."""
+    note = ReplayNote()
+    _replay_note.set(note)
+    return note
+
+
+def replayed() -> bool:
+    """Whether a reply received in this context since `note_replays()` was a replay."""
+    note = _replay_note.get()
+    return note is not None and note.replayed
 
 
 class Bus:
@@ -147,6 +182,8 @@ class Bus:
             if reply.error is not None:
                 span.set_attribute("stratus.error_code", reply.error.code)
                 raise RemoteError(reply.error)
+            if reply.replayed and (note := _replay_note.get()) is not None:
+                note.replayed = True
             return reply.result  # type: ignore[return-value]
 
     async def serve(
@@ -171,7 +208,11 @@ class Bus:
                 span.set_attribute("messaging.destination.name", subject)
                 try:
                     request = decoder.decode(msg.data)
-                    reply: Reply[Any] = Reply(result=await handler(request))
+                    result = await handler(request)
+                    if isinstance(result, Replayed):
+                        reply: Reply[Any] = Reply(result=result.result, replayed=True)
+                    else:
+                        reply = Reply(result=result)
                 except DomainError as exc:
                     span.set_attribute("stratus.error_code", exc.reply.code)
                     reply = Reply(error=exc.reply)

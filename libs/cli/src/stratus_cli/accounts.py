@@ -22,6 +22,7 @@ from stratus_cli import natsserver, stackfile
 from stratus_cli.rebuild import NotRunning, locate_bus
 from stratus_contracts import keys, subjects
 from stratus_contracts.identity import (
+    PLANS,
     AccountCreatedResult,
     AccountView,
     Bootstrap,
@@ -70,15 +71,26 @@ class AdminKeys(NamedTuple):
         return cls(live=keys.generate("live"), test=keys.generate("test"))
 
 
-async def bootstrap(bus: Bus, data_dir: Path, admin: AdminKeys) -> BootstrapResult:
-    """Create the account with one live and one test key unless it exists; save new keys.
+class PlanError(ValueError):
+    """STRATUS_BOOTSTRAP_PLAN names no plan."""
+
+
+def check_plan(value: str) -> Plan:
+    """The bootstrap account's plan (STRATUS_BOOTSTRAP_PLAN), used when the account is created."""
+    if value not in PLANS:
+        raise PlanError(f"STRATUS_BOOTSTRAP_PLAN must be one of {', '.join(PLANS)}, got {value!r}.")
+    return value  # type: ignore[return-value]
+
+
+async def bootstrap(bus: Bus, data_dir: Path, admin: AdminKeys, plan: Plan = "free") -> BootstrapResult:
+    """Create the account (on `plan`) with one live and one test key unless it exists; save new keys.
 
     Safe to repeat with the same `admin` keys: when an earlier attempt was applied but its reply
     was lost, the account already holds these keys, and they are saved then.
     """
     result = await bus.request(
         subjects.command("identity", "bootstrap"),
-        Bootstrap(keys=[new_key(admin.live), new_key(admin.test)]),
+        Bootstrap(keys=[new_key(admin.live), new_key(admin.test)], plan=plan),
         BootstrapResult,
         timeout=TIMEOUT,
     )

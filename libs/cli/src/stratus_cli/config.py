@@ -19,6 +19,7 @@ class Settings:
     nats_url: str | None  # None: the supervisor runs its own nats-server
     admin_key: str | None
     ready_timeout: float
+    bootstrap_plan: str = "free"  # the bootstrap account's plan when it is created
 
     @property
     def gateway_url(self) -> str:
@@ -38,6 +39,7 @@ def from_env(env: os._Environ[str] | dict[str, str] | None = None) -> Settings:
         nats_url=env.get("NATS_URL") or None,
         admin_key=env.get("STRATUS_ADMIN_KEY") or None,
         ready_timeout=float(env.get("STRATUS_READY_TIMEOUT", "60")),
+        bootstrap_plan=env.get("STRATUS_BOOTSTRAP_PLAN") or "free",
     )
 
 

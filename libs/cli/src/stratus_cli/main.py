@@ -78,6 +78,82 @@ def _add_accounts(commands: argparse._SubParsersAction[argparse.ArgumentParser])
     set_plan.set_defaults(handler=_accounts_set_plan)
 
 
+def _secrets_rotate(_: argparse.Namespace) -> int:
+    from stratus_cli import masterkey
+
+    return masterkey.main_rotate()
+
+
+def _secrets_generate(_: argparse.Namespace) -> int:
+    from stratus_cli import masterkey
+
+    return masterkey.main_generate()
+
+
+def _add_secrets(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    secrets = commands.add_parser(
+        "secrets",
+        help="manage the master key that protects environment variables",
+        description="Operator commands for the master key (STRATUS_MASTER_KEY). They reach the "
+        "running stack through $STRATUS_DATA_DIR/stack.json (or NATS_URL).",
+    )
+    verbs = secrets.add_subparsers(title="subcommands", dest="verb", metavar="SUBCOMMAND", required=True)
+    rotate = verbs.add_parser(
+        "rotate-master-key",
+        help="re-wrap every data key under the services' current master key",
+        description="Run after restarting the services with the new key in STRATUS_MASTER_KEY and "
+        "the old one in STRATUS_MASTER_KEY_PREVIOUS (the local stack: master.key and "
+        "master.key.previous in the data dir). The expected key is STRATUS_MASTER_KEY, else the data "
+        "dir's master.key; a replica holding another key refuses. Prints the counts per mode as "
+        "JSON; once `unavailable` is 0 everywhere the old key can go.",
+    )
+    rotate.set_defaults(handler=_secrets_rotate)
+    generate = verbs.add_parser("generate-master-key", help="print a new random master key (base64)")
+    generate.set_defaults(handler=_secrets_generate)
+
+
+def _env_pull(args: argparse.Namespace) -> int:
+    from stratus_cli import envcmd
+
+    return envcmd.main_pull(args.env_id, args.key, args.test, args.reveal, args.output)
+
+
+def _env_push(args: argparse.Namespace) -> int:
+    from stratus_cli import envcmd
+
+    return envcmd.main_push(args.env_id, args.key, args.test, args.file, args.prune)
+
+
+def _add_env(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    env = commands.add_parser(
+        "env",
+        help="download or upload an environment's variables as a .env file",
+        description="Talks to the HTTP API (STRATUS_URL, else the running stack's gateway) with "
+        "--key, STRATUS_API_KEY or the local stack's admin key.",
+    )
+    verbs = env.add_subparsers(title="subcommands", dest="verb", metavar="SUBCOMMAND", required=True)
+    pull = verbs.add_parser("pull", help="write an environment's variables as dotenv text")
+    push = verbs.add_parser(
+        "push", help="set an environment's variables from a .env file (a new config version)"
+    )
+    for parser in (pull, push):
+        parser.add_argument("env_id", help="the environment id, env_…")
+        parser.add_argument(
+            "--key", help="the API key to use (default: STRATUS_API_KEY or the local stack's)"
+        )
+        parser.add_argument(
+            "--test", action="store_true", help="use the local stack's test-mode key instead of the live one"
+        )
+    pull.add_argument("--reveal", action="store_true", help="include secret values (admin scope; audited)")
+    pull.add_argument("-o", "--output", help="write to this file (mode 0600) instead of stdout")
+    pull.set_defaults(handler=_env_pull)
+    push.add_argument("file", help="the .env file, or - for stdin")
+    push.add_argument(
+        "--prune", action="store_true", help="also delete variables the file neither sets nor keeps"
+    )
+    push.set_defaults(handler=_env_push)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="stratus",
@@ -107,6 +183,8 @@ def build_parser() -> argparse.ArgumentParser:
     rebuild.add_argument("view", choices=["projects", "audit"], help="which read model to rebuild")
     rebuild.set_defaults(handler=_rebuild)
     _add_accounts(commands)
+    _add_secrets(commands)
+    _add_env(commands)
     return parser
 
 

@@ -19,7 +19,7 @@ from typing import Any
 import httpx
 
 from stratus_bus import Bus, RemoteError, ServiceTimeout, ServiceUnavailable
-from stratus_cli import accounts, natsserver, stackfile
+from stratus_cli import accounts, masterkey, natsserver, stackfile
 from stratus_cli.children import Child
 from stratus_cli.config import Settings, from_env
 from stratus_contracts import keys, subjects
@@ -98,8 +98,16 @@ class Supervisor:
             "STRATUS_HOST": self.settings.host,
             "STRATUS_PORT": str(self.settings.port),
         }
+        try:
+            # The master key of environment variables goes to the projects service only.
+            secrets_env = masterkey.service_env(self.data_dir)
+        except masterkey.MasterKeyError as exc:
+            raise StartupError(str(exc)) from exc
+        for name in masterkey.SERVICE_VARIABLES:
+            env.pop(name, None)
         for name in SERVICES:
-            self.services[name] = Child(name, [sys.executable, "-m", f"stratus_{name}"], env)
+            child_env = {**env, **secrets_env} if name == "projects" else env
+            self.services[name] = Child(name, [sys.executable, "-m", f"stratus_{name}"], child_env)
 
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.settings.ready_timeout
@@ -185,7 +193,8 @@ class Supervisor:
         admin = accounts.AdminKeys.generate()  # the same keys on every retry
         while True:
             try:
-                result = await accounts.bootstrap(bus, self.data_dir, admin)
+                plan = accounts.check_plan(self.settings.bootstrap_plan)
+                result = await accounts.bootstrap(bus, self.data_dir, admin, plan)
                 if self.settings.admin_key:
                     await accounts.ensure_admin_key(bus, self.settings.admin_key)
                 return result
@@ -271,7 +280,8 @@ def main(early_signals: Sequence[int] = ()) -> int:
     settings = from_env()
     try:
         accounts.check_admin_key(settings.admin_key)
-    except accounts.AdminKeyError as exc:
+        accounts.check_plan(settings.bootstrap_plan)
+    except (accounts.AdminKeyError, accounts.PlanError) as exc:
         print(f"stratus: refusing to start: {exc}", file=sys.stderr, flush=True)
         return 2
     settings.data_dir.mkdir(parents=True, exist_ok=True)

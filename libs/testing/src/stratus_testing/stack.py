@@ -4,9 +4,10 @@
         httpx.get(f"{stack.base_url}/v1/projects", headers=stack.auth(stack.test_key))
 
 The stack gets its own data dir, gateway port and embedded nats-server (an inherited NATS_URL
-is dropped unless passed in `env`). Its stdout and stderr are appended to `stack.stdout.log` and
-`stack.stderr.log` in the data dir. Starting a new `Stack` on the same data dir is a restart:
-the data and the account survive.
+is dropped unless passed in `env`), the bootstrap account on the `internal` plan and no
+per-address rate limit (`env` overrides both: `STRATUS_BOOTSTRAP_PLAN`, `STRATUS_PLANS`). Its
+stdout and stderr are appended to `stack.stdout.log` and `stack.stderr.log` in the data dir.
+Starting a new `Stack` on the same data dir is a restart: the data and the account survive.
 """
 
 from __future__ import annotations
@@ -28,7 +29,9 @@ from stratus_testing.processes import exited, preexec, terminate
 from stratus_testing.waiting import free_port, wait_until
 
 # Variables a developer's shell may carry that would make a test stack share state with theirs.
-_NOT_INHERITED = ("NATS_URL", "STRATUS_ADMIN_KEY")
+_NOT_INHERITED = ("NATS_URL", "STRATUS_ADMIN_KEY", "STRATUS_MASTER_KEY", "STRATUS_MASTER_KEY_PREVIOUS")
+# The default plans, except that unauthenticated requests from one address are not limited.
+UNTHROTTLED_PLANS = '{"anonymous": null}'
 
 
 class StackFailed(RuntimeError):
@@ -50,6 +53,10 @@ class Stack:
         self.env = {k: v for k, v in os.environ.items() if k not in _NOT_INHERITED}
         self.env.update(
             {
+                # Tests drive the bootstrap keys and unauthenticated requests hard: neither may be
+                # throttled unless a test asks for it (rate-limit tests pass their own values).
+                "STRATUS_BOOTSTRAP_PLAN": "internal",
+                "STRATUS_PLANS": UNTHROTTLED_PLANS,
                 "STRATUS_DATA_DIR": str(self.data_dir),
                 "STRATUS_HOST": "127.0.0.1",
                 "STRATUS_PORT": str(self.port),

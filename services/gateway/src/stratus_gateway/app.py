@@ -8,17 +8,20 @@ from typing import Any
 
 from litestar import Litestar, Request, Router
 from litestar.datastructures import State
+from litestar.exceptions import NotFoundException
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme, Tag
 from litestar.types import ASGIApp
 
 from stratus_bus import Bus
 from stratus_bus.config import nats_url
-from stratus_gateway import auth
+from stratus_gateway import auth, idempotency, limits, ratelimit, versioning
 from stratus_gateway.middleware import request_context
 from stratus_gateway.problems import EXCEPTION_HANDLERS, ApiError
 from stratus_gateway.routes import system, tokens
 from stratus_gateway.routes.audit import AuditController
+from stratus_gateway.routes.env_vars import EnvVarController
+from stratus_gateway.routes.envs import EnvController, ProjectEnvController
 from stratus_gateway.routes.keys import KeyController
 from stratus_gateway.routes.members import MemberController
 from stratus_gateway.routes.project_members import ProjectMemberController
@@ -28,9 +31,15 @@ MAX_BODY = 1024 * 1024
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 
 
+def _text_body(request: Request[Any, Any, Any]) -> bool:
+    """Whether the route takes a text/plain body (opt `text_body`: dotenv import), not JSON."""
+    return bool(request.route_handler.opt.get("text_body"))
+
+
 async def require_json(request: Request[Any, Any, Any]) -> None:
-    """415 for a body that is not JSON; checked before the body is read."""
-    if request.method not in _BODY_METHODS:
+    """415 for a body that is not JSON; checked before the body is read. Routes with opt
+    `text_body` check their own content type."""
+    if request.method not in _BODY_METHODS or _text_body(request):
         return
     has_body = request.headers.get("content-length", "0") != "0" or "transfer-encoding" in request.headers
     if has_body and request.content_type[0] != "application/json":
@@ -40,8 +49,16 @@ async def require_json(request: Request[Any, Any, Any]) -> None:
         )
 
 
+async def check_body(request: Request[Any, Any, Any]) -> None:
+    """Before a `/v1` body is decoded: JSON only (415), nested at most 32 deep (400)."""
+    await require_json(request)
+    if request.method in _BODY_METHODS and not _text_body(request):
+        await limits.check_json_depth(request)
+
+
 def create_app(bus: Bus | None = None) -> Litestar:
     """The gateway app. Without a bus it connects to `NATS_URL` on startup."""
+    deprecations = versioning.deprecations_from_env()  # a bad value stops the gateway here
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
@@ -49,9 +66,12 @@ def create_app(bus: Bus | None = None) -> Litestar:
         if owned:
             app.state.bus = await Bus.connect(nats_url(), name="gateway")
         authn = await auth.start(app, app.state.bus)
+        await idempotency.start(app, app.state.bus)
+        limiter = await ratelimit.start(app, app.state.bus)
         try:
             yield
         finally:
+            await limiter.stop()
             await authn.stop()
             if owned:
                 await app.state.bus.drain()
@@ -61,14 +81,17 @@ def create_app(bus: Bus | None = None) -> Litestar:
         route_handlers=[
             ProjectController,
             ProjectMemberController,
+            ProjectEnvController,
+            EnvController,
+            EnvVarController,
             AuditController,
             KeyController,
             MemberController,
             system.me,
             tokens.create_token,
         ],
-        middleware=[auth.authentication],
-        before_request=require_json,
+        middleware=[auth.authentication, idempotency.idempotency],  # idempotency runs inside auth
+        before_request=check_body,
         security=[{"bearer": []}],
     )
     return Litestar(
@@ -80,8 +103,9 @@ def create_app(bus: Bus | None = None) -> Litestar:
             system.openapi_json,
         ],
         lifespan=[lifespan],
-        state=State({"bus": bus}),
-        exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
+        state=State({"bus": bus, "deprecations": deprecations}),
+        exception_handlers={**EXCEPTION_HANDLERS, NotFoundException: versioning.on_not_found},  # type: ignore[dict-item]
+        before_send=[versioning.deprecation_headers(deprecations)] if deprecations else [],
         request_max_body_size=MAX_BODY,
         openapi_config=OpenAPIConfig(
             title="Stratus API",
@@ -97,7 +121,13 @@ def create_app(bus: Bus | None = None) -> Litestar:
                     )
                 }
             ),
-            tags=[Tag(name="projects"), Tag(name="identity"), Tag(name="audit"), Tag(name="system")],
+            tags=[
+                Tag(name="projects"),
+                Tag(name="environments"),
+                Tag(name="identity"),
+                Tag(name="audit"),
+                Tag(name="system"),
+            ],
             create_examples=False,
         ),
         # Logging is ours (JSON via stratus_telemetry); Litestar's default config would replace it.
@@ -107,5 +137,7 @@ def create_app(bus: Bus | None = None) -> Litestar:
 
 
 def asgi(bus: Bus | None = None) -> ASGIApp:
-    """The app as served: request-context middleware outside everything, so every response has it."""
-    return request_context(create_app(bus))
+    """The app as served: request-context middleware outside everything, so every response has it,
+    then the URL and header size limits, then rate limiting for requests that never authenticate
+    (which also adds the `X-RateLimit-*` headers)."""
+    return request_context(limits.guard(ratelimit.rate_limiting(create_app(bus))))

@@ -26,6 +26,7 @@ from stratus_bus import Bus, RemoteError
 from stratus_contracts import identity, keys, subjects
 from stratus_contracts.auth import Caller, Scope
 from stratus_contracts.events import Event
+from stratus_gateway import ratelimit
 from stratus_gateway.clientip import allowed, client_ip
 from stratus_gateway.middleware import WARNING_STATE
 from stratus_gateway.problems import ApiError
@@ -217,8 +218,14 @@ def authentication(app: ASGIApp) -> ASGIApp:
     async def middleware(scope: Any, receive: Any, send: Any) -> None:
         handler: BaseRouteHandler = scope["route_handler"]
         authn: Authenticator = scope["app"].state.authenticator
-        who, key, claims = await authn.authenticate(_bearer(scope), client_ip(scope))
+        try:
+            who, key, claims = await authn.authenticate(_bearer(scope), client_ip(scope))
+        except ApiError:
+            await ratelimit.refuse_failed_auth(scope)  # per client address; 429 once over
+            raise
         scope[AUTH_STATE] = Authenticated(who, key, claims)
+        # Every authenticated request pays, from its key's bucket (a token's parent key's).
+        await ratelimit.charge_key(scope, who.key_id, key.plan)
         scope["app"].state.key_usage.record(who.key_id)
         if (age := key_age_seconds(key)) > AGE_WARNING_DAYS * 86400:
             # The outer middleware turns this into a `Warning` header on the response.

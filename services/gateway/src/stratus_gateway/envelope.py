@@ -93,9 +93,10 @@ class KeyListEnvelope(msgspec.Struct, kw_only=True):
 
 
 class KeyWithSecret(KeyView, frozen=True, kw_only=True):
-    """A key as created or rotated: the only time its `secret` is ever shown."""
+    """A key as created or rotated: the only time its `secret` is ever shown. `null` in a replay
+    (`Idempotent-Replayed: true`): secrets are never stored, so only the first answer has it."""
 
-    secret: str
+    secret: str | None
 
 
 class KeyWithSecretEnvelope(msgspec.Struct, kw_only=True):

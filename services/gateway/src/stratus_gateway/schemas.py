@@ -1,4 +1,8 @@
-"""Request bodies at the HTTP edge: strict msgspec Structs (unknown fields are a 422)."""
+"""Request bodies at the HTTP edge: strict msgspec Structs (unknown fields are a 422).
+
+Every string has a maximum length and every list a maximum size, so a body can only be as large
+as its fields allow (and never over 1 MiB); a field beyond its limit is a 422 naming the field
+and the limit. `tests/e2e/test_input_limits.py` checks that no body field is left unbounded."""
 
 from __future__ import annotations
 
@@ -49,18 +53,19 @@ Scopes = Annotated[
     list[Scope],
     msgspec.Meta(min_length=1, max_length=3, description="One or more of `read`, `write`, `admin`."),
 ]
+MAX_LIST = 100  # entries in any list a body may carry
 ProjectIds = Annotated[
-    list[Annotated[str, msgspec.Meta(max_length=64)]],
-    msgspec.Meta(max_length=100, description="Only these projects (`prj_…`); null: every project."),
+    list[Annotated[str, msgspec.Meta(min_length=1, max_length=64)]],
+    msgspec.Meta(max_length=MAX_LIST, description="Only these projects (`prj_…`); null: every project."),
 ]
 EnvironmentNames = Annotated[
-    list[Annotated[str, msgspec.Meta(max_length=63)]],
-    msgspec.Meta(max_length=100, description="Only these environment names; null: every environment."),
+    list[Annotated[str, msgspec.Meta(min_length=1, max_length=63)]],
+    msgspec.Meta(max_length=MAX_LIST, description="Only these environment names; null: every environment."),
 ]
 Cidrs = Annotated[
-    list[Annotated[str, msgspec.Meta(max_length=64)]],
+    list[Annotated[str, msgspec.Meta(min_length=1, max_length=64)]],
     msgspec.Meta(
-        max_length=100,
+        max_length=MAX_LIST,
         description="IPv4/IPv6 CIDRs (`203.0.113.0/24`, `2001:db8::/32`) requests may come from; "
         "empty or null: any address.",
     ),

@@ -472,6 +472,17 @@ def inherit(caller: Caller, settings: KeySettings) -> KeySettings:
     )
 
 
+def require_version(version: int, expected: int | None, what: str) -> None:
+    """412 unless `expected` (the client's If-Match) is None or still the current version. Checked
+    on the state a decision is made from, so of two writers holding one ETag only one can win:
+    the other's save conflicts, and on fresh state its version no longer matches."""
+    if expected is not None and expected != version:
+        raise DomainError(
+            "precondition_failed",
+            f'{what} is at version "{version}", not "{expected}" (If-Match); read it again and retry.',
+        )
+
+
 def manageable(caller: Caller, key: ApiKey) -> None:
     """Changing, rotating or revoking a key needs every right that key has."""
     check_within(caller, key.settings, key.member_id)
@@ -498,7 +509,7 @@ def create_account(
 
 
 def bootstrap(
-    marker: BootstrapMarker | None, account_id: uuid.UUID, now: datetime, plan: Plan = "internal"
+    marker: BootstrapMarker | None, account_id: uuid.UUID, now: datetime, plan: Plan = "free"
 ) -> list[DomainEvent]:
     if marker is not None:
         return []

@@ -48,6 +48,7 @@ from stratus_contracts.identity import (
     VerifyKey,
 )
 from stratus_contracts.ids import decode_id, encode_id, new_uuid
+from stratus_eventstore.idempotency import deferrable
 from stratus_eventstore.model import utcnow
 from stratus_eventstore.relay import Relay
 from stratus_eventstore.store import Store
@@ -77,6 +78,7 @@ class IdentityHandlers:
         except AggregateNotFoundError:
             return None
 
+    @deferrable  # under an Idempotency-Key, the index record joins this save (bootstrap)
     def _save(self, events: list[Any]) -> None:
         if not events:
             return
@@ -245,6 +247,7 @@ class IdentityHandlers:
         def attempt() -> KeyView:
             key = self._key(caller, cmd.key_id)
             domain.manageable(caller, key)
+            domain.require_version(key.version, cmd.expected_version, "This key")
             old = key.settings
             asked = domain.KeySettings(
                 name=old.name if cmd.name is None else cmd.name,
@@ -269,6 +272,7 @@ class IdentityHandlers:
         def attempt() -> KeyView:
             key = self._key(caller, cmd.key_id)
             domain.manageable(caller, key)
+            domain.require_version(key.version, cmd.expected_version, "This key")
             now = self.clock()
             events = domain.rotate_key(
                 key, cmd.secret_hash, cmd.hint, cmd.overlap_seconds, now, caller.actor()
@@ -287,6 +291,7 @@ class IdentityHandlers:
                 key = self._load(decode_id("key", cmd.key_id))
                 if not isinstance(key, domain.ApiKey) or key.account != cmd.account_id:
                     raise DomainError("key_not_found", f"No API key {cmd.key_id!r} in this account.")
+            domain.require_version(key.version, cmd.expected_version, "This key")
             now = self.clock()
             events = domain.revoke(key, now, cmd.caller.actor() if cmd.caller else None)
             self._save(events)
@@ -333,6 +338,7 @@ class IdentityHandlers:
 
         def attempt() -> MemberView:
             member = self._member(caller, cmd.member_id)
+            domain.require_version(member.version, cmd.expected_version, "This member")
             index = self._load(domain.email_index_id(member.account, member.mode, member.email))
             keys = [self._load(key_id) for key_id in member.key_ids]
             events = domain.remove_member(member, index, keys, self.clock(), caller.actor())

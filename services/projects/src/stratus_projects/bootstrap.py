@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from typing import Any
 
 from stratus_bus import Bus
 from stratus_bus.config import data_dir, relay_enabled
@@ -11,10 +14,12 @@ from stratus_bus.runtime import spawn
 from stratus_contracts import projects as c
 from stratus_contracts import subjects
 from stratus_contracts.events import Mode
+from stratus_eventstore.idempotency import AtMostOnce
+from stratus_eventstore.model import utcnow
 from stratus_eventstore.relay import Relay
 from stratus_eventstore.store import open_store
 from stratus_eventstore.view import LocalView
-from stratus_projects import listing
+from stratus_projects import envs_bootstrap, envs_publish, listing
 from stratus_projects.handlers import Partition, ProjectsHandlers
 from stratus_projects.publish import publisher
 
@@ -26,7 +31,8 @@ def open_partition(mode: Mode, bus: Bus | None) -> Partition:
     store = open_store(c.SERVICE, mode, root)
     view = LocalView(root / f"{c.SERVICE}-{mode}.view.db", store, listing.SCHEMA, listing.apply)
     listing.ensure_current(view)
-    relay = Relay(store, bus.js, publisher(mode)) if bus is not None and relay_enabled() else None
+    publish = envs_publish.chain(publisher(mode), envs_publish.publisher(mode))
+    relay = Relay(store, bus.js, publish) if bus is not None and relay_enabled() else None
     return Partition(mode=mode, store=store, view=view, relay=relay)
 
 
@@ -40,16 +46,35 @@ async def setup(bus: Bus, stack: contextlib.AsyncExitStack) -> None:
             spawn(stack, part.relay.run(), name=f"relay-{part.mode}")
 
     h = ProjectsHandlers(partitions)
+    envs = await asyncio.to_thread(envs_bootstrap.open_envs, partitions, h)  # environments, secrets
+    stack.callback(envs_bootstrap.close_envs, envs)
     q = subjects.queue_group(c.SERVICE)
-    await bus.serve(subjects.command(c.SERVICE, "create"), c.CreateProject, h.create, queue=q)
-    await bus.serve(subjects.command(c.SERVICE, "update"), c.UpdateProject, h.update, queue=q)
-    await bus.serve(subjects.command(c.SERVICE, "delete"), c.DeleteProject, h.delete, queue=q)
-    await bus.serve(subjects.command(c.SERVICE, "rebuild_view"), c.RebuildView, h.rebuild, queue=q)
-    await bus.serve(subjects.query(c.SERVICE, "get"), c.GetProject, h.get, queue=q)
-    await bus.serve(subjects.query(c.SERVICE, "list"), c.ListProjects, h.list, queue=q)
-    await bus.serve(subjects.command(c.SERVICE, "put_member"), c.PutProjectMember, h.put_member, queue=q)
-    await bus.serve(
-        subjects.command(c.SERVICE, "remove_member"), c.RemoveProjectMember, h.remove_member, queue=q
-    )
-    await bus.serve(subjects.query(c.SERVICE, "get_member"), c.GetProjectMember, h.get_member, queue=q)
-    await bus.serve(subjects.query(c.SERVICE, "list_members"), c.ListProjectMembers, h.list_members, queue=q)
+    for subject, message_type, handler in [*endpoints(h), *envs_bootstrap.endpoints(envs)]:
+        await bus.serve(subject, message_type, handler, queue=q)
+
+
+def endpoints(
+    h: ProjectsHandlers, *, clock: Callable[[], datetime] = utcnow
+) -> list[tuple[str, type, Callable[[Any], Awaitable[Any]]]]:
+    """Every subject the service answers. API commands apply at most once per Idempotency-Key."""
+    once = AtMostOnce(lambda cmd: h.partitions[cmd.caller.mode].store, clock=clock)
+
+    def command(verb: str, message_type: type, handler: Callable[[Any], Awaitable[Any]]) -> Any:
+        subject = subjects.command(c.SERVICE, verb)
+        return subject, message_type, once.wrap(subject, handler)
+
+    def query(name: str, message_type: type, handler: Callable[[Any], Awaitable[Any]]) -> Any:
+        return subjects.query(c.SERVICE, name), message_type, handler
+
+    return [
+        command("create", c.CreateProject, h.create),
+        command("update", c.UpdateProject, h.update),
+        command("delete", c.DeleteProject, h.delete),
+        command("put_member", c.PutProjectMember, h.put_member),
+        command("remove_member", c.RemoveProjectMember, h.remove_member),
+        (subjects.command(c.SERVICE, "rebuild_view"), c.RebuildView, h.rebuild),  # operator's
+        query("get", c.GetProject, h.get),
+        query("list", c.ListProjects, h.list),
+        query("get_member", c.GetProjectMember, h.get_member),
+        query("list_members", c.ListProjectMembers, h.list_members),
+    ]

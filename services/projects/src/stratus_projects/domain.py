@@ -34,6 +34,7 @@ class Membership(msgspec.Struct, frozen=True, kw_only=True):
     added_version: int  # the project version that gave the member access: orders the team
     created: datetime
     updated: datetime
+    version: int = 0  # the project version that last changed this membership: its ETag
 
 
 class Project(msgspec.Struct, frozen=True, kw_only=True):
@@ -176,6 +177,7 @@ def _(event: ProjectMemberAdded, state: Project) -> Project:
         added_version=event.originator_version,
         created=event.timestamp,
         updated=event.timestamp,
+        version=event.originator_version,
     )
     return _with_members(state, event, {**state.members, event.member_id: added})
 
@@ -183,7 +185,10 @@ def _(event: ProjectMemberAdded, state: Project) -> Project:
 @mutate.register
 def _(event: ProjectMemberUpdated, state: Project) -> Project:
     changed = msgspec.structs.replace(
-        state.members[event.member_id], role=event.role, updated=event.timestamp
+        state.members[event.member_id],
+        role=event.role,
+        updated=event.timestamp,
+        version=event.originator_version,
     )
     return _with_members(state, event, {**state.members, event.member_id: changed})
 
@@ -234,6 +239,17 @@ def require_role(state: Project, caller: Caller, needed: Role, action: str) -> N
         raise DomainError(
             "insufficient_role",
             f"{action} needs the `{needed}` role on this project; this key's member has `{have}`.",
+        )
+
+
+def require_version(version: int, expected: int | None, what: str = "This project") -> None:
+    """412 unless `expected` (the client's If-Match) is None or still the current version. Checked
+    on the state a decision is made from, so of two writers holding one ETag only one can win:
+    the other's save conflicts, and on fresh state its version no longer matches."""
+    if expected is not None and expected != version:
+        raise DomainError(
+            "precondition_failed",
+            f'{what} is at version "{version}", not "{expected}" (If-Match); read it again and retry.',
         )
 
 
@@ -354,11 +370,25 @@ def _check_keeps_an_owner(state: Project, member_id: str) -> None:
         )
 
 
-def put_member(state: Project, caller: Caller, member_id: str, role: Role) -> list[DomainEvent]:
+def put_member(
+    state: Project,
+    caller: Caller,
+    member_id: str,
+    role: Role,
+    expected_version: int | None = None,
+    must_exist: bool = False,
+) -> list[DomainEvent]:
     """Give `member_id` the role, or change theirs. Admins manage the team, but only an owner may
-    grant the owner role or change an owner's: otherwise an admin could take the project over."""
+    grant the owner role or change an owner's: otherwise an admin could take the project over.
+    `expected_version`/`must_exist` (If-Match) hold against the membership, absent = no match."""
     current = state.members.get(member_id)
     require_role(state, caller, "admin", "Managing team access")
+    if current is None and (must_exist or expected_version is not None):
+        raise DomainError(
+            "precondition_failed", f"Member {member_id!r} has no role on this project yet (If-Match)."
+        )
+    if current is not None:
+        require_version(current.version, expected_version, "This membership")
     if role == "owner" or (current is not None and current.role == "owner"):
         require_role(state, caller, "owner", "Granting or changing the owner role")
     if current is None:
@@ -387,11 +417,14 @@ def put_member(state: Project, caller: Caller, member_id: str, role: Role) -> li
     ]
 
 
-def remove_member(state: Project, caller: Caller, member_id: str) -> list[DomainEvent]:
+def remove_member(
+    state: Project, caller: Caller, member_id: str, expected_version: int | None = None
+) -> list[DomainEvent]:
     require_role(state, caller, "admin", "Managing team access")
     current = state.members.get(member_id)
     if current is None:
         raise not_on_project(member_id)
+    require_version(current.version, expected_version, "This membership")
     if current.role == "owner":
         require_role(state, caller, "owner", "Removing an owner")
         _check_keeps_an_owner(state, member_id)

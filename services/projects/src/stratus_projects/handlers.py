@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,6 +39,7 @@ from stratus_contracts.projects import (
     Role,
     UpdateProject,
 )
+from stratus_eventstore.idempotency import deferrable
 from stratus_eventstore.relay import Relay
 from stratus_eventstore.store import Store
 from stratus_eventstore.view import LocalView
@@ -63,6 +65,7 @@ class Partition:
         except AggregateNotFoundError:
             return None
 
+    @deferrable  # under an Idempotency-Key, the index record joins this save (bootstrap)
     def save(self, events: list[Any]) -> None:
         if not events:
             return
@@ -87,6 +90,9 @@ def _not_found(project_id: str) -> DomainError:
 class ProjectsHandlers:
     def __init__(self, partitions: dict[str, Partition]) -> None:
         self.partitions = partitions
+        # More events for a new project's own save (its default environments: see bootstrap).
+        self.on_create: list[Callable[[uuid.UUID, Caller], list[Any]]] = []
+        self.on_rebuild: list[Callable[[], object]] = []
 
     def _accessible(
         self, part: Partition, caller: Caller, project_id: str, needed: Role | None = None, action: str = ""
@@ -122,6 +128,7 @@ class ProjectsHandlers:
             events = domain.create(
                 project_id, cmd.caller.account_id, cmd.name, cmd.description, cmd.caller, index
             )
+            events += [event for hook in self.on_create for event in hook(project_id, cmd.caller)]
             part.save(events)
             return to_view(_after(None, events), part.mode)
 
@@ -134,6 +141,7 @@ class ProjectsHandlers:
             state = self._accessible(
                 part, cmd.caller, cmd.project_id, "developer", "Changing project settings"
             )
+            domain.require_version(state.version, cmd.expected_version)
             new_index = old_index = None
             if cmd.name is not None and cmd.name != state.name:
                 new_index = self._index(part, state.account, cmd.name)
@@ -150,6 +158,7 @@ class ProjectsHandlers:
         def attempt() -> Project:
             # Deleting takes everything from every member, so it is the owners' decision.
             state = self._accessible(part, cmd.caller, cmd.project_id, "owner", "Deleting a project")
+            domain.require_version(state.version, cmd.expected_version)
             index = self._index(part, state.account, state.name)
             events = domain.delete(state, index, cmd.caller.actor())
             part.save(events)
@@ -166,7 +175,9 @@ class ProjectsHandlers:
 
         def attempt() -> ProjectMember:
             state = self._accessible(part, cmd.caller, cmd.project_id)
-            events = domain.put_member(state, cmd.caller, cmd.member_id, cmd.role)
+            events = domain.put_member(
+                state, cmd.caller, cmd.member_id, cmd.role, cmd.expected_version, cmd.must_exist
+            )
             part.save(events)
             return to_member_view(_after(state, events), cmd.member_id, part.mode)
 
@@ -177,7 +188,7 @@ class ProjectsHandlers:
 
         def attempt() -> ProjectMember:
             state = self._accessible(part, cmd.caller, cmd.project_id)
-            events = domain.remove_member(state, cmd.caller, cmd.member_id)
+            events = domain.remove_member(state, cmd.caller, cmd.member_id, cmd.expected_version)
             part.save(events)
             return removed_member_view(state, cmd.member_id, part.mode, events[0].timestamp)
 
@@ -205,6 +216,8 @@ class ProjectsHandlers:
 
     def rebuild_sync(self, _: RebuildView) -> RebuildResult:
         counts = {}
+        for hook in self.on_rebuild:
+            hook()  # the other read models over this store (environments)
         for mode, part in self.partitions.items():
             part.view.rebuild()
             counts[mode] = part.view.query("SELECT count(*) AS n FROM projects")[0]["n"]

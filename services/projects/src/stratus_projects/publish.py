@@ -53,13 +53,15 @@ def to_member_view(state: domain.Project, member_id: str, mode: Mode) -> Project
         mode=mode,
         created=m.created,
         updated=m.updated,
+        version=m.version,
     )
 
 
 def removed_member_view(before: domain.Project, member_id: str, mode: Mode, when: datetime) -> ProjectMember:
-    """The membership as it was, marked deleted: what DELETE answers and member_removed carries."""
+    """The membership as it was, marked deleted: what DELETE answers and member_removed carries
+    (its version is the removal's)."""
     view = to_member_view(before, member_id, mode)
-    return msgspec.structs.replace(view, updated=when, deleted=True)
+    return msgspec.structs.replace(view, updated=when, deleted=True, version=before.version + 1)
 
 
 def _data(store: Store, event: DomainEvent, mode: Mode) -> tuple[str, dict[str, object]]:

@@ -12,7 +12,7 @@ import msgspec
 from litestar import Controller, Request, Response, delete, get, patch, post
 from litestar.params import JSONBody, Parameter, PathParameter
 
-from stratus_bus import Bus
+from stratus_bus import Bus, replayed
 from stratus_contracts import identity as c
 from stratus_contracts import keys, subjects
 from stratus_gateway.auth import caller
@@ -26,6 +26,7 @@ from stratus_gateway.envelope import (
     ok,
 )
 from stratus_gateway.openapi_docs import problems
+from stratus_gateway.preconditions import ETAG_HEADER, PRECONDITION_CODES, IfMatch, etag, parse_if_match
 from stratus_gateway.schemas import KeyCreate, KeyRotate, KeyUpdate
 from stratus_gateway.usage import KeyUsage
 
@@ -47,11 +48,13 @@ async def _with_usage(request: Req, views: list[c.KeyView]) -> list[c.KeyView]:
 
 
 def _with_secret(view: c.KeyView, secret: str) -> KeyWithSecret:
-    return KeyWithSecret(**msgspec.structs.asdict(view), secret=secret)
+    # Identity answered from its record of an earlier request with this Idempotency-Key: the key
+    # (or rotation) is that request's, whose secret this attempt never had. Never show ours.
+    return KeyWithSecret(**msgspec.structs.asdict(view), secret=None if replayed() else secret)
 
 
 def _etag(view: c.KeyView) -> dict[str, str]:
-    return {"ETag": f'"{view.version}"'}
+    return etag(view.version)
 
 
 class KeyController(Controller):
@@ -64,6 +67,7 @@ class KeyController(Controller):
         summary="Create an API key (its secret is shown only in this response)",
         status_code=201,
         opt=ADMIN,
+        response_headers=[ETAG_HEADER],
         responses=problems("scope_not_held", "member_not_found", *DENIED, body=True),
     )
     async def create(self, request: Req, data: JSONBody[KeyCreate]) -> Response[KeyWithSecretEnvelope]:
@@ -120,6 +124,7 @@ class KeyController(Controller):
         operation_id="getKey",
         summary="Get an API key (never its secret)",
         opt=ADMIN,
+        response_headers=[ETAG_HEADER],
         responses=problems("key_not_found", *DENIED),
     )
     async def get_key(self, request: Req, key_id: KeyId) -> Response[KeyEnvelope]:
@@ -133,9 +138,14 @@ class KeyController(Controller):
         operation_id="updateKey",
         summary="Change an API key's name, scopes, restrictions, allowlist or expiry",
         opt=ADMIN,
-        responses=problems("key_not_found", "key_revoked", "scope_not_held", *DENIED, body=True),
+        response_headers=[ETAG_HEADER],
+        responses=problems(
+            "key_not_found", "key_revoked", "scope_not_held", *DENIED, *PRECONDITION_CODES, body=True
+        ),
     )
-    async def update(self, request: Req, key_id: KeyId, data: JSONBody[KeyUpdate]) -> Response[KeyEnvelope]:
+    async def update(
+        self, request: Req, key_id: KeyId, data: JSONBody[KeyUpdate], if_match: IfMatch = None
+    ) -> Response[KeyEnvelope]:
         def tupled(value: Any) -> Any:
             return tuple(value) if isinstance(value, list) else value
 
@@ -148,6 +158,7 @@ class KeyController(Controller):
             environments=tupled(data.environments),
             allowed_ips=tupled(data.allowed_ips),
             expires_at=data.expires_at,
+            expected_version=parse_if_match(if_match).version,
         )
         view = await _bus(request).request(subjects.command(c.SERVICE, "update_key"), cmd, c.KeyView)
         [view] = await _with_usage(request, [view])
@@ -159,13 +170,19 @@ class KeyController(Controller):
         summary="Revoke an API key (every gateway refuses it within a second)",
         status_code=200,
         opt=ADMIN,
-        responses=problems("key_not_found", "scope_not_held", *DENIED),
+        response_headers=[ETAG_HEADER],
+        responses=problems("key_not_found", "scope_not_held", *DENIED, *PRECONDITION_CODES),
     )
-    async def revoke(self, request: Req, key_id: KeyId) -> Response[KeyEnvelope]:
+    async def revoke(self, request: Req, key_id: KeyId, if_match: IfMatch = None) -> Response[KeyEnvelope]:
         who = caller(request)
-        cmd = c.RevokeKey(caller=who, account_id=who.account_id, key_id=key_id)
+        cmd = c.RevokeKey(
+            caller=who,
+            account_id=who.account_id,
+            key_id=key_id,
+            expected_version=parse_if_match(if_match).version,
+        )
         view = await _bus(request).request(subjects.command(c.SERVICE, "revoke_key"), cmd, c.KeyView)
-        return ok(KeyEnvelope(data=view, meta=meta()))
+        return ok(KeyEnvelope(data=view, meta=meta()), headers=_etag(view))
 
     @post(
         "/{key_id:str}/rotate",
@@ -173,10 +190,17 @@ class KeyController(Controller):
         summary="Give an API key a new secret; the old one works until the overlap ends",
         status_code=200,
         opt=ADMIN,
-        responses=problems("key_not_found", "key_revoked", "scope_not_held", *DENIED, body=True),
+        response_headers=[ETAG_HEADER],
+        responses=problems(
+            "key_not_found", "key_revoked", "scope_not_held", *DENIED, *PRECONDITION_CODES, body=True
+        ),
     )
     async def rotate(
-        self, request: Req, key_id: KeyId, data: JSONBody[KeyRotate | None] = None
+        self,
+        request: Req,
+        key_id: KeyId,
+        data: JSONBody[KeyRotate | None] = None,
+        if_match: IfMatch = None,
     ) -> Response[KeyWithSecretEnvelope]:
         who = caller(request)
         secret = keys.generate(who.mode)
@@ -186,6 +210,7 @@ class KeyController(Controller):
             secret_hash=keys.hash_secret(secret),
             hint=keys.hint(secret),
             overlap_seconds=(data or KeyRotate()).overlap_seconds,
+            expected_version=parse_if_match(if_match).version,
         )
         view = await _bus(request).request(subjects.command(c.SERVICE, "rotate_key"), cmd, c.KeyView)
         return ok(KeyWithSecretEnvelope(data=_with_secret(view, secret), meta=meta()), headers=_etag(view))

@@ -16,6 +16,7 @@ from stratus_contracts import subjects
 from stratus_gateway.auth import caller
 from stratus_gateway.envelope import ListMeta, MemberEnvelope, MemberListEnvelope, meta, ok
 from stratus_gateway.openapi_docs import problems
+from stratus_gateway.preconditions import ETAG_HEADER, PRECONDITION_CODES, IfMatch, etag, parse_if_match
 from stratus_gateway.schemas import MemberCreate
 
 Req = Request[Any, Any, Any]
@@ -38,6 +39,7 @@ class MemberController(Controller):
         summary="Add a member",
         status_code=201,
         opt=ADMIN,
+        response_headers=[ETAG_HEADER],
         responses=problems("member_email_taken", *DENIED, body=True),
     )
     async def create(self, request: Req, data: JSONBody[MemberCreate]) -> Response[MemberEnvelope]:
@@ -46,7 +48,7 @@ class MemberController(Controller):
         return ok(
             MemberEnvelope(data=member, meta=meta()),
             status=201,
-            headers={"Location": f"/v1/members/{member.id}", "ETag": f'"{member.version}"'},
+            headers={"Location": f"/v1/members/{member.id}", **etag(member.version)},
         )
 
     @get(
@@ -77,12 +79,13 @@ class MemberController(Controller):
         operation_id="getMember",
         summary="Get a member",
         opt=ADMIN,
+        response_headers=[ETAG_HEADER],
         responses=problems("member_not_found", *DENIED),
     )
     async def get_member(self, request: Req, member_id: MemberId) -> Response[MemberEnvelope]:
         q = c.GetMember(caller=caller(request), member_id=member_id)
         member = await _bus(request).request(subjects.query(c.SERVICE, "get_member"), q, c.MemberView)
-        return ok(MemberEnvelope(data=member, meta=meta()), headers={"ETag": f'"{member.version}"'})
+        return ok(MemberEnvelope(data=member, meta=meta()), headers=etag(member.version))
 
     @delete(
         "/{member_id:str}",
@@ -90,9 +93,14 @@ class MemberController(Controller):
         summary="Remove a member and revoke its keys",
         status_code=200,
         opt=ADMIN,
-        responses=problems("member_not_found", *DENIED),
+        response_headers=[ETAG_HEADER],
+        responses=problems("member_not_found", *DENIED, *PRECONDITION_CODES),
     )
-    async def remove(self, request: Req, member_id: MemberId) -> Response[MemberEnvelope]:
-        cmd = c.RemoveMember(caller=caller(request), member_id=member_id)
+    async def remove(
+        self, request: Req, member_id: MemberId, if_match: IfMatch = None
+    ) -> Response[MemberEnvelope]:
+        cmd = c.RemoveMember(
+            caller=caller(request), member_id=member_id, expected_version=parse_if_match(if_match).version
+        )
         member = await _bus(request).request(subjects.command(c.SERVICE, "remove_member"), cmd, c.MemberView)
-        return ok(MemberEnvelope(data=member, meta=meta()))
+        return ok(MemberEnvelope(data=member, meta=meta()), headers=etag(member.version))

@@ -20,6 +20,7 @@ from stratus_contracts import projects as c
 from stratus_gateway.auth import caller
 from stratus_gateway.envelope import ListMeta, ProjectMemberEnvelope, ProjectMemberListEnvelope, meta, ok
 from stratus_gateway.openapi_docs import problems
+from stratus_gateway.preconditions import ETAG_HEADER, PRECONDITION_CODES, IfMatch, etag, parse_if_match
 from stratus_gateway.schemas import ProjectMemberPut
 
 Req = Request[Any, Any, Any]
@@ -63,6 +64,7 @@ class ProjectMemberController(Controller):
         "/{member_id:str}",
         operation_id="getProjectMember",
         summary="A member's role on a project",
+        response_headers=[ETAG_HEADER],
         responses=problems("project_not_found", "project_member_not_found", "insufficient_scope"),
     )
     async def get_member(
@@ -70,7 +72,7 @@ class ProjectMemberController(Controller):
     ) -> Response[ProjectMemberEnvelope]:
         q = c.GetProjectMember(caller=caller(request), project_id=project_id, member_id=member_id)
         member = await _bus(request).request(subjects.query(c.SERVICE, "get_member"), q, c.ProjectMember)
-        return ok(ProjectMemberEnvelope(data=member, meta=meta()))
+        return ok(ProjectMemberEnvelope(data=member, meta=meta()), headers=etag(member.version))
 
     @put(
         "/{member_id:str}",
@@ -78,18 +80,26 @@ class ProjectMemberController(Controller):
         summary="Give a member a role on a project, or change it",
         status_code=200,
         opt=MANAGE,
+        response_headers=[ETAG_HEADER],
         responses=problems(
             "project_not_found",
             "member_not_found",
             "insufficient_scope",
             "insufficient_role",
             "last_owner",
+            *PRECONDITION_CODES,
             body=True,
         ),
     )
     async def put_member(
-        self, request: Req, project_id: ProjectId, member_id: MemberId, data: JSONBody[ProjectMemberPut]
+        self,
+        request: Req,
+        project_id: ProjectId,
+        member_id: MemberId,
+        data: JSONBody[ProjectMemberPut],
+        if_match: IfMatch = None,
     ) -> Response[ProjectMemberEnvelope]:
+        precondition = parse_if_match(if_match)
         who = caller(request)
         bus = _bus(request)
         # Both lookups at once; an invisible project answers first, so that a 404 about the
@@ -108,9 +118,16 @@ class ProjectMemberController(Controller):
         for outcome in (project, member):
             if isinstance(outcome, BaseException):
                 raise outcome
-        cmd = c.PutProjectMember(caller=who, project_id=project_id, member_id=member_id, role=data.role)
+        cmd = c.PutProjectMember(
+            caller=who,
+            project_id=project_id,
+            member_id=member_id,
+            role=data.role,
+            expected_version=precondition.version,
+            must_exist=precondition.exists,
+        )
         result = await bus.request(subjects.command(c.SERVICE, "put_member"), cmd, c.ProjectMember)
-        return ok(ProjectMemberEnvelope(data=result, meta=meta()))
+        return ok(ProjectMemberEnvelope(data=result, meta=meta()), headers=etag(result.version))
 
     @delete(
         "/{member_id:str}",
@@ -118,19 +135,26 @@ class ProjectMemberController(Controller):
         summary="Take a member's access to a project away",
         status_code=200,
         opt=MANAGE,
+        response_headers=[ETAG_HEADER],
         responses=problems(
             "project_not_found",
             "project_member_not_found",
             "insufficient_scope",
             "insufficient_role",
             "last_owner",
+            *PRECONDITION_CODES,
         ),
     )
     async def remove_member(
-        self, request: Req, project_id: ProjectId, member_id: MemberId
+        self, request: Req, project_id: ProjectId, member_id: MemberId, if_match: IfMatch = None
     ) -> Response[ProjectMemberEnvelope]:
-        cmd = c.RemoveProjectMember(caller=caller(request), project_id=project_id, member_id=member_id)
+        cmd = c.RemoveProjectMember(
+            caller=caller(request),
+            project_id=project_id,
+            member_id=member_id,
+            expected_version=parse_if_match(if_match).version,
+        )
         result = await _bus(request).request(
             subjects.command(c.SERVICE, "remove_member"), cmd, c.ProjectMember
         )
-        return ok(ProjectMemberEnvelope(data=result, meta=meta()))
+        return ok(ProjectMemberEnvelope(data=result, meta=meta()), headers=etag(result.version))

@@ -18,6 +18,7 @@ from stratus_contracts import subjects
 from stratus_gateway.auth import caller
 from stratus_gateway.envelope import ListMeta, ProjectEnvelope, ProjectListEnvelope, meta, ok
 from stratus_gateway.openapi_docs import problems
+from stratus_gateway.preconditions import ETAG_HEADER, PRECONDITION_CODES, IfMatch, etag, parse_if_match
 from stratus_gateway.schemas import ProjectCreate, ProjectUpdate
 
 Req = Request[Any, Any, Any]
@@ -37,6 +38,7 @@ class ProjectController(Controller):
         operation_id="createProject",
         summary="Create a project",
         status_code=201,
+        response_headers=[ETAG_HEADER],
         responses=problems("project_name_taken", "insufficient_scope", "key_restricted", body=True),
     )
     async def create(self, request: Req, data: JSONBody[ProjectCreate]) -> Response[ProjectEnvelope]:
@@ -45,7 +47,7 @@ class ProjectController(Controller):
         return ok(
             ProjectEnvelope(data=project, meta=meta()),
             status=201,
-            headers={"Location": f"/v1/projects/{project.id}"},
+            headers={"Location": f"/v1/projects/{project.id}", **etag(project.version)},
         )
 
     @get(
@@ -88,41 +90,56 @@ class ProjectController(Controller):
         "/{project_id:str}",
         operation_id="getProject",
         summary="Get a project",
+        response_headers=[ETAG_HEADER],
         responses=problems("project_not_found", "insufficient_scope"),
     )
     async def get_project(self, request: Req, project_id: ProjectId) -> Response[ProjectEnvelope]:
         q = c.GetProject(caller=caller(request), project_id=project_id)
         project = await _bus(request).request(subjects.query(c.SERVICE, "get"), q, c.Project)
-        return ok(ProjectEnvelope(data=project, meta=meta()), headers={"ETag": f'"{project.version}"'})
+        return ok(ProjectEnvelope(data=project, meta=meta()), headers=etag(project.version))
 
     @patch(
         "/{project_id:str}",
         operation_id="updateProject",
         summary="Update a project",
+        response_headers=[ETAG_HEADER],
         responses=problems(
-            "project_not_found", "project_name_taken", "insufficient_scope", "insufficient_role", body=True
+            "project_not_found",
+            "project_name_taken",
+            "insufficient_scope",
+            "insufficient_role",
+            *PRECONDITION_CODES,
+            body=True,
         ),
     )
     async def update(
-        self, request: Req, project_id: ProjectId, data: JSONBody[ProjectUpdate]
+        self, request: Req, project_id: ProjectId, data: JSONBody[ProjectUpdate], if_match: IfMatch = None
     ) -> Response[ProjectEnvelope]:
         cmd = c.UpdateProject(
             caller=caller(request),
             project_id=project_id,
             name=data.name,
             description=data.description,
+            expected_version=parse_if_match(if_match).version,
         )
         project = await _bus(request).request(subjects.command(c.SERVICE, "update"), cmd, c.Project)
-        return ok(ProjectEnvelope(data=project, meta=meta()), headers={"ETag": f'"{project.version}"'})
+        return ok(ProjectEnvelope(data=project, meta=meta()), headers=etag(project.version))
 
     @delete(
         "/{project_id:str}",
         operation_id="deleteProject",
         summary="Delete a project",
         status_code=200,
-        responses=problems("project_not_found", "insufficient_scope", "insufficient_role"),
+        response_headers=[ETAG_HEADER],
+        responses=problems(
+            "project_not_found", "insufficient_scope", "insufficient_role", *PRECONDITION_CODES
+        ),
     )
-    async def remove(self, request: Req, project_id: ProjectId) -> Response[ProjectEnvelope]:
-        cmd = c.DeleteProject(caller=caller(request), project_id=project_id)
+    async def remove(
+        self, request: Req, project_id: ProjectId, if_match: IfMatch = None
+    ) -> Response[ProjectEnvelope]:
+        cmd = c.DeleteProject(
+            caller=caller(request), project_id=project_id, expected_version=parse_if_match(if_match).version
+        )
         project = await _bus(request).request(subjects.command(c.SERVICE, "delete"), cmd, c.Project)
-        return ok(ProjectEnvelope(data=project, meta=meta()))
+        return ok(ProjectEnvelope(data=project, meta=meta()), headers=etag(project.version))

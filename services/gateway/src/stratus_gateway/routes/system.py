@@ -14,11 +14,13 @@ from stratus_bus import Bus, RemoteError, ServiceTimeout, ServiceUnavailable
 from stratus_contracts import subjects
 from stratus_contracts.errors import CATALOGUE
 from stratus_contracts.reply import Ping, Pong
+from stratus_gateway import idempotency
 from stratus_gateway.auth import caller, key_age_seconds, principal, required_scope
 from stratus_gateway.auth import token as token_of
 from stratus_gateway.envelope import HealthEnvelope, Me, MeEnvelope, MeToken, meta, ok
 from stratus_gateway.openapi_docs import problems
 from stratus_gateway.problems import problem_response
+from stratus_gateway.versioning import document as document_deprecations
 
 Req = Request[Any, Any, Any]
 SERVICES = ("identity", "projects", "audit")
@@ -104,7 +106,8 @@ async def explain_error(code: FromPath[str]) -> str:
 async def openapi_json(request: Req) -> Response[Any]:
     app = request.app
     if getattr(app.state, "openapi", None) is None:
-        app.state.openapi = document_scopes(app.openapi_schema.to_schema(), app)
+        spec = idempotency.document(document_scopes(app.openapi_schema.to_schema(), app))
+        app.state.openapi = document_deprecations(spec, app.state.deprecations)
     return Response(app.state.openapi, media_type="application/json")
 
 

@@ -15,19 +15,17 @@ from stratus_gateway.auth import caller, principal
 from stratus_gateway.envelope import meta, ok
 from stratus_gateway.openapi_docs import problems
 from stratus_gateway.problems import ApiError
+from stratus_gateway.schemas import EnvironmentNames, ProjectIds
 from stratus_gateway.tokens import TokenClaims, TokenSigner
 
 Req = Request[Any, Any, Any]
 MAX_TTL = 86_400
 
 
-Names = Annotated[list[Annotated[str, msgspec.Meta(max_length=64)]], msgspec.Meta(max_length=100)]
-
-
 class TokenCreate(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     scopes: Annotated[list[Scope], msgspec.Meta(min_length=1, max_length=3)] | None = None
-    project_ids: Names | None = None
-    environments: Names | None = None
+    project_ids: ProjectIds | None = None
+    environments: EnvironmentNames | None = None
     ttl_seconds: Annotated[int, msgspec.Meta(ge=1, le=MAX_TTL)] = 900
     subject: Annotated[str, msgspec.Meta(min_length=1, max_length=200)] | None = None
 

@@ -1,0 +1,212 @@
+"""The environment list view, and the data-key index a master-key rotation walks.
+
+A `LocalView` of its own (`$STRATUS_DATA_DIR/projects-<mode>.envs.view.db`) over the projects
+store: one row per live environment (its settings, config version and version, so a list needs no
+aggregate loads) and one row per data key with the id of the master key that wraps it. Built only
+from events; deleting the file rebuilds it on the next start, `stratus rebuild projects` rebuilds
+it in place.
+"""
+
+from __future__ import annotations
+
+import base64
+import sqlite3
+from datetime import datetime
+
+import msgspec
+
+from stratus_contracts.envs import Environment, EnvironmentPage, ListEnvironments
+from stratus_contracts.errors import DomainError
+from stratus_contracts.events import Mode
+from stratus_contracts.ids import encode_id
+from stratus_eventstore.view import LocalView
+from stratus_projects import envs_domain as d
+
+SCHEMA_VERSION = 1
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS environments (
+    id TEXT PRIMARY KEY,
+    account TEXT NOT NULL,
+    project_id TEXT NOT NULL,
+    name TEXT NOT NULL,
+    description TEXT NOT NULL,
+    branch TEXT,
+    auto_deploy INTEGER NOT NULL,
+    config_version INTEGER NOT NULL,
+    created TEXT NOT NULL,
+    updated TEXT NOT NULL,
+    version INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS environments_project ON environments (project_id, created, id);
+CREATE TABLE IF NOT EXISTS data_keys (
+    id TEXT PRIMARY KEY,
+    env_id TEXT NOT NULL,
+    kek_id TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS data_keys_kek ON data_keys (kek_id);
+"""
+_COLUMNS = (
+    "id, account, project_id, name, description, branch, auto_deploy, config_version,"
+    " created, updated, version"
+)
+
+
+def _ts(value: datetime) -> str:
+    return value.strftime("%Y-%m-%dT%H:%M:%S.%fZ")  # fixed width: text order is time order
+
+
+def ensure_current(view: LocalView) -> None:
+    if view.query("PRAGMA user_version")[0][0] != SCHEMA_VERSION:
+        view.rebuild()
+        view.query(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+
+def apply(db: sqlite3.Connection, event: object) -> None:
+    match event:
+        case d.EnvironmentCreated():
+            db.execute(
+                f"INSERT OR REPLACE INTO environments ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, 1, ?, ?, ?)",  # noqa: S608
+                (
+                    encode_id("env", event.originator_id),
+                    event.account,
+                    encode_id("prj", event.project_id),
+                    event.name,
+                    event.description,
+                    event.branch,
+                    int(event.auto_deploy),
+                    _ts(event.timestamp),
+                    _ts(event.timestamp),
+                    event.originator_version,
+                ),
+            )
+        case d.EnvironmentReplaced():
+            db.execute(
+                "UPDATE environments SET name = ?, description = ?, branch = ?, auto_deploy = ?,"
+                " updated = ?, version = ? WHERE id = ?",
+                (
+                    event.name,
+                    event.description,
+                    event.branch,
+                    int(event.auto_deploy),
+                    _ts(event.timestamp),
+                    event.originator_version,
+                    encode_id("env", event.originator_id),
+                ),
+            )
+        case d.EnvironmentDeleted():
+            db.execute("DELETE FROM environments WHERE id = ?", (encode_id("env", event.originator_id),))
+        case d.EnvVarsChanged():
+            db.execute(
+                "UPDATE environments SET config_version = ?, updated = ?, version = ? WHERE id = ?",
+                (
+                    event.config_version,
+                    _ts(event.timestamp),
+                    event.originator_version,
+                    encode_id("env", event.originator_id),
+                ),
+            )
+        case d.DataKeyCreated():
+            db.execute(
+                "INSERT OR REPLACE INTO data_keys (id, env_id, kek_id) VALUES (?, ?, ?)",
+                (str(event.originator_id), str(event.env_id), event.kek_id),
+            )
+        case d.DataKeyRewrapped():
+            db.execute(
+                "UPDATE data_keys SET kek_id = ? WHERE id = ?", (event.kek_id, str(event.originator_id))
+            )
+        case _:
+            pass  # project events, name claims, reveals: not in this view
+
+
+def _encode_cursor(tag: str, *parts: str) -> str:
+    return base64.urlsafe_b64encode(msgspec.json.encode([tag, *parts])).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str, tag: str) -> list[str]:
+    """The parts of a cursor made by `_encode_cursor(tag, …)`; `invalid_cursor` for anything else."""
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        got, *parts = msgspec.json.decode(raw, type=list[str])
+    except (ValueError, msgspec.DecodeError) as exc:
+        raise DomainError("invalid_cursor", "The cursor is not one this API returned.") from exc
+    if got != tag or not parts:
+        raise DomainError("invalid_cursor", "The cursor belongs to another list; start again without it.")
+    return parts
+
+
+def encode_key_cursor(key: str) -> str:
+    return _encode_cursor("vars", key)
+
+
+def decode_key_cursor(cursor: str) -> str:
+    return _decode_cursor(cursor, "vars")[0]
+
+
+def encode_number_cursor(number: int) -> str:
+    return _encode_cursor("versions", str(number))
+
+
+def decode_number_cursor(cursor: str) -> int:
+    text = _decode_cursor(cursor, "versions")[0]
+    if not text.isdigit():
+        raise DomainError("invalid_cursor", "The cursor is not one this API returned.")
+    return int(text)
+
+
+def list_sql(q: ListEnvironments) -> tuple[str, list[object]]:
+    """A project's environments the caller may see (the project itself was checked), oldest first."""
+    where = ["account = ?", "project_id = ?"]
+    params: list[object] = [q.caller.account_id, q.project_id]
+    if q.caller.environments is not None:
+        names = q.caller.environments
+        where.append(f"name IN ({', '.join('?' * len(names))})" if names else "0")
+        params += names
+    if q.cursor:
+        parts = _decode_cursor(q.cursor, "envs")
+        if len(parts) != 2:
+            raise DomainError("invalid_cursor", "The cursor is not one this API returned.")
+        created, row_id = parts
+        where.append("(created > ? OR (created = ? AND id > ?))")
+        params += [created, created, row_id]
+    sql = (
+        f"SELECT {_COLUMNS} FROM environments WHERE {' AND '.join(where)}"  # noqa: S608
+        " ORDER BY created, id LIMIT ?"
+    )
+    params.append(q.limit + 1)
+    return sql, params
+
+
+def row_to_environment(row: sqlite3.Row, mode: Mode) -> Environment:
+    return Environment(
+        id=row["id"],
+        project_id=row["project_id"],
+        name=row["name"],
+        description=row["description"],
+        branch=row["branch"],
+        auto_deploy=bool(row["auto_deploy"]),
+        config_version=row["config_version"],
+        mode=mode,
+        created=datetime.fromisoformat(row["created"]),
+        updated=datetime.fromisoformat(row["updated"]),
+        version=row["version"],
+    )
+
+
+def page(rows: list[sqlite3.Row], q: ListEnvironments) -> EnvironmentPage:
+    has_more = len(rows) > q.limit
+    rows = rows[: q.limit]
+    cursor = _encode_cursor("envs", rows[-1]["created"], rows[-1]["id"]) if has_more else None
+    return EnvironmentPage(
+        data=[row_to_environment(r, q.caller.mode) for r in rows], has_more=has_more, next_cursor=cursor
+    )
+
+
+def stale_data_keys(view: LocalView, kek_id: str) -> list[str]:
+    """Ids (UUID text) of data keys wrapped by another master key than `kek_id`."""
+    return [
+        row["id"] for row in view.query("SELECT id FROM data_keys WHERE kek_id != ? ORDER BY id", (kek_id,))
+    ]
+
+
+def count_data_keys(view: LocalView) -> int:
+    return view.query("SELECT count(*) AS n FROM data_keys")[0]["n"]
