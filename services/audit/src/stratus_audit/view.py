@@ -8,7 +8,6 @@ with the durable consumer's ack floor on start, and re-reads the stream when the
 
 from __future__ import annotations
 
-import base64
 import re
 import sqlite3
 import threading
@@ -19,8 +18,8 @@ from typing import Any, NamedTuple
 
 import msgspec
 
+from stratus_contracts import cursors
 from stratus_contracts.audit import AuditActor, AuditEvent, AuditPage, AuditResource, ListAuditEvents
-from stratus_contracts.errors import DomainError
 from stratus_contracts.events import Event, Mode
 
 SCHEMA = """
@@ -271,18 +270,11 @@ _CURSOR_TAG = "audit"
 
 
 def encode_cursor(created: str, row_id: str) -> str:
-    raw = msgspec.json.encode([_CURSOR_TAG, created, row_id])
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+    return cursors.encode(_CURSOR_TAG, created, row_id)
 
 
 def decode_cursor(cursor: str) -> tuple[str, str]:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        tag, created, row_id = msgspec.json.decode(raw, type=tuple[str, str, str])
-    except (ValueError, msgspec.DecodeError) as exc:
-        raise DomainError("invalid_cursor", "The cursor is not one this API returned.") from exc
-    if tag != _CURSOR_TAG:
-        raise DomainError("invalid_cursor", "The cursor belongs to another list; start again without it.")
+    created, row_id = cursors.decode(cursor, _CURSOR_TAG, 2)
     return created, row_id
 
 

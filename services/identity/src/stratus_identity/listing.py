@@ -7,13 +7,10 @@ view also answers "every key of this account" for plan changes. Dropping the fil
 
 from __future__ import annotations
 
-import base64
 import sqlite3
 from datetime import datetime
 
-import msgspec
-
-from stratus_contracts.errors import DomainError
+from stratus_contracts import cursors
 from stratus_contracts.events import Mode
 from stratus_contracts.ids import encode_id
 from stratus_identity import domain
@@ -62,21 +59,6 @@ def apply(db: sqlite3.Connection, event: object) -> None:
             pass  # other events do not change who is listed
 
 
-def _encode_cursor(table: str, created: str, row_id: str) -> str:
-    return base64.urlsafe_b64encode(msgspec.json.encode([table, created, row_id])).decode().rstrip("=")
-
-
-def _decode_cursor(cursor: str, table: str) -> tuple[str, str]:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        got, created, row_id = msgspec.json.decode(raw, type=tuple[str, str, str])
-    except (ValueError, msgspec.DecodeError) as exc:
-        raise DomainError("invalid_cursor", "The cursor is not one this API returned.") from exc
-    if got != table:
-        raise DomainError("invalid_cursor", "The cursor belongs to another list; start again without it.")
-    return created, row_id
-
-
 def page_sql(
     table: str, account: str, mode: Mode, limit: int, cursor: str | None, revoked: bool | None = None
 ) -> tuple[str, list[object]]:
@@ -88,7 +70,7 @@ def page_sql(
         where.append("revoked = ?")
         params.append(int(revoked))
     if cursor:
-        created, row_id = _decode_cursor(cursor, table)
+        created, row_id = cursors.decode(cursor, table, 2)
         where.append("(created < ? OR (created = ? AND id < ?))")
         params += [created, created, row_id]
     # Only constants are interpolated; values travel as parameters.
@@ -104,7 +86,7 @@ def page_ids(table: str, rows: list[sqlite3.Row], limit: int) -> tuple[list[str]
     """The page's ids, whether more follow, and the cursor for the next page."""
     has_more = len(rows) > limit
     rows = rows[:limit]
-    cursor = _encode_cursor(table, rows[-1]["created"], rows[-1]["id"]) if has_more else None
+    cursor = cursors.encode(table, rows[-1]["created"], rows[-1]["id"]) if has_more else None
     return [r["id"] for r in rows], has_more, cursor
 
 

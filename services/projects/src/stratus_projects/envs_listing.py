@@ -9,12 +9,10 @@ it in place.
 
 from __future__ import annotations
 
-import base64
 import sqlite3
 from datetime import datetime
 
-import msgspec
-
+from stratus_contracts import cursors
 from stratus_contracts.envs import Environment, EnvironmentPage, ListEnvironments
 from stratus_contracts.errors import DomainError
 from stratus_contracts.events import Mode
@@ -118,36 +116,20 @@ def apply(db: sqlite3.Connection, event: object) -> None:
             pass  # project events, name claims, reveals: not in this view
 
 
-def _encode_cursor(tag: str, *parts: str) -> str:
-    return base64.urlsafe_b64encode(msgspec.json.encode([tag, *parts])).decode().rstrip("=")
-
-
-def _decode_cursor(cursor: str, tag: str) -> list[str]:
-    """The parts of a cursor made by `_encode_cursor(tag, …)`; `invalid_cursor` for anything else."""
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        got, *parts = msgspec.json.decode(raw, type=list[str])
-    except (ValueError, msgspec.DecodeError) as exc:
-        raise DomainError("invalid_cursor", "The cursor is not one this API returned.") from exc
-    if got != tag or not parts:
-        raise DomainError("invalid_cursor", "The cursor belongs to another list; start again without it.")
-    return parts
-
-
 def encode_key_cursor(key: str) -> str:
-    return _encode_cursor("vars", key)
+    return cursors.encode("vars", key)
 
 
 def decode_key_cursor(cursor: str) -> str:
-    return _decode_cursor(cursor, "vars")[0]
+    return cursors.decode(cursor, "vars", 1)[0]
 
 
 def encode_number_cursor(number: int) -> str:
-    return _encode_cursor("versions", str(number))
+    return cursors.encode("versions", str(number))
 
 
 def decode_number_cursor(cursor: str) -> int:
-    text = _decode_cursor(cursor, "versions")[0]
+    text = cursors.decode(cursor, "versions", 1)[0]
     if not text.isdigit():
         raise DomainError("invalid_cursor", "The cursor is not one this API returned.")
     return int(text)
@@ -162,10 +144,7 @@ def list_sql(q: ListEnvironments) -> tuple[str, list[object]]:
         where.append(f"name IN ({', '.join('?' * len(names))})" if names else "0")
         params += names
     if q.cursor:
-        parts = _decode_cursor(q.cursor, "envs")
-        if len(parts) != 2:
-            raise DomainError("invalid_cursor", "The cursor is not one this API returned.")
-        created, row_id = parts
+        created, row_id = cursors.decode(q.cursor, "envs", 2)
         where.append("(created > ? OR (created = ? AND id > ?))")
         params += [created, created, row_id]
     sql = (
@@ -195,7 +174,7 @@ def row_to_environment(row: sqlite3.Row, mode: Mode) -> Environment:
 def page(rows: list[sqlite3.Row], q: ListEnvironments) -> EnvironmentPage:
     has_more = len(rows) > q.limit
     rows = rows[: q.limit]
-    cursor = _encode_cursor("envs", rows[-1]["created"], rows[-1]["id"]) if has_more else None
+    cursor = cursors.encode("envs", rows[-1]["created"], rows[-1]["id"]) if has_more else None
     return EnvironmentPage(
         data=[row_to_environment(r, q.caller.mode) for r in rows], has_more=has_more, next_cursor=cursor
     )

@@ -8,12 +8,10 @@ The team is in the view so that lists can be narrowed to a member's projects (me
 
 from __future__ import annotations
 
-import base64
 import sqlite3
 from datetime import datetime
 
-import msgspec
-
+from stratus_contracts import cursors
 from stratus_contracts.errors import DomainError
 from stratus_contracts.events import Mode
 from stratus_contracts.ids import encode_id
@@ -152,23 +150,6 @@ _ORDER = {
 }
 
 
-def _encode_cursor(sort: str, key: str, row_id: str) -> str:
-    return base64.urlsafe_b64encode(msgspec.json.encode([sort, key, row_id])).decode().rstrip("=")
-
-
-def _decode_cursor(cursor: str, sort: str) -> tuple[str, str]:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        got_sort, key, row_id = msgspec.json.decode(raw, type=tuple[str, str, str])
-    except (ValueError, msgspec.DecodeError) as exc:
-        raise DomainError("invalid_cursor", "The cursor is not one this API returned.") from exc
-    if got_sort != sort:
-        raise DomainError(
-            "invalid_cursor", "The cursor belongs to another sort order; start again without it."
-        )
-    return key, row_id
-
-
 def row_to_project(row: sqlite3.Row, mode: Mode) -> Project:
     return Project(
         id=row["id"],
@@ -200,7 +181,7 @@ def list_sql(q: ListProjects) -> tuple[str, list[object]]:
         where.append("id IN (SELECT project_id FROM project_members WHERE member_id = ? AND role = 'owner')")
         params.append(q.owner)
     if q.cursor:
-        key, row_id = _decode_cursor(q.cursor, q.sort)
+        key, row_id = cursors.decode(q.cursor, q.sort, 2)
         where.append(f"({column} {op} ? OR ({column} = ? AND id {op} ?))")
         params += [key, key, row_id]
     # Only constants and placeholders are interpolated; values travel as parameters.
@@ -219,7 +200,7 @@ def page(rows: list[sqlite3.Row], q: ListProjects) -> ProjectPage:
     next_cursor = None
     if has_more:
         column = _ORDER[q.sort][0]
-        next_cursor = _encode_cursor(q.sort, rows[-1][column], rows[-1]["id"])
+        next_cursor = cursors.encode(q.sort, rows[-1][column], rows[-1]["id"])
     return ProjectPage(data=items, has_more=has_more, next_cursor=next_cursor)
 
 
@@ -227,11 +208,11 @@ def member_page(team: list[tuple[int, ProjectMember]], q: ListProjectMembers) ->
     """One page of a project's team, oldest access first; `team` is (added_version, member)."""
     team = sorted(team, key=lambda item: item[0])
     if q.cursor:
-        after = _decode_cursor(q.cursor, "members")[0]
+        after = cursors.decode(q.cursor, "members", 2)[0]
         if not after.isdigit():
             raise DomainError("invalid_cursor", "The cursor is not one this API returned.")
         team = [item for item in team if item[0] > int(after)]
     has_more = len(team) > q.limit
     team = team[: q.limit]
-    next_cursor = _encode_cursor("members", str(team[-1][0]), team[-1][1].id) if has_more else None
+    next_cursor = cursors.encode("members", str(team[-1][0]), team[-1][1].id) if has_more else None
     return ProjectMemberPage(data=[m for _, m in team], has_more=has_more, next_cursor=next_cursor)
