@@ -54,6 +54,7 @@ def test_sigterm_stops_everything_and_a_restart_keeps_data(tmp_path: Path) -> No
     assert not any(pid_alive(pid) for pid in children)
     assert not (data / "stack.json").exists()
     assert (data / "credentials").stat().st_mode & 0o777 == 0o600
+    assert data.stat().st_mode & 0o777 == 0o700  # stores, views and keys: owner only
     with Stack(data) as second, second.client(second.live_key) as client:
         assert (data / "credentials").read_text() == credentials
         assert client.get(f"/v1/projects/{project['id']}").json()["data"] == project

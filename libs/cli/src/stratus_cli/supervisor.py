@@ -284,7 +284,9 @@ def main(early_signals: Sequence[int] = ()) -> int:
     except (accounts.AdminKeyError, accounts.PlanError) as exc:
         print(f"stratus: refusing to start: {exc}", file=sys.stderr, flush=True)
         return 2
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    # Event stores, views, the JetStream store and the keys all live here: owner only.
+    settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    settings.data_dir.chmod(0o700)
     try:
         lock = stackfile.lock(settings.data_dir)
     except stackfile.Locked:
