@@ -17,6 +17,7 @@ from stratus_gateway.auth import caller
 from stratus_gateway.envelope import ListMeta, meta, ok
 from stratus_gateway.openapi_docs import problems
 from stratus_gateway.problems import ApiError
+from stratus_gateway.routes.params import Cursor, Limit
 
 Req = Request[Any, Any, Any]
 _ID_PATTERN = r"^[A-Za-z0-9_.:-]+$"
@@ -55,11 +56,8 @@ class AuditController(Controller):
     async def list_audit_events(
         self,
         request: Req,
-        limit: Annotated[int, Parameter(ge=1, le=100, description="Page size, 1–100.")] = 20,
-        cursor: Annotated[
-            str | None,
-            Parameter(max_length=512, description="`meta.next_cursor` of the previous page."),
-        ] = None,
+        limit: Limit = 20,
+        cursor: Cursor = None,
         actor: Annotated[
             str | None,
             Parameter(

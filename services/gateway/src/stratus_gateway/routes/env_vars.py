@@ -28,6 +28,7 @@ from stratus_gateway.envelope import ListMeta, Meta, meta, ok
 from stratus_gateway.openapi_docs import problems
 from stratus_gateway.preconditions import ETAG_HEADER, PRECONDITION_CODES, IfMatch, etag, parse_if_match
 from stratus_gateway.problems import ApiError
+from stratus_gateway.routes.params import Cursor, Limit
 
 Req = Request[Any, Any, Any]
 EnvId = Annotated[str, PathParameter(description="The environment's id, `env_…`.", max_length=64)]
@@ -127,10 +128,8 @@ class EnvVarController(Controller):
         self,
         request: Req,
         env_id: EnvId,
-        limit: Annotated[int, Parameter(ge=1, le=100, description="Page size, 1–100.")] = 20,
-        cursor: Annotated[
-            str | None, Parameter(max_length=512, description="`meta.next_cursor` of the previous page.")
-        ] = None,
+        limit: Limit = 20,
+        cursor: Cursor = None,
         reveal: Reveal = False,
     ) -> Response[VarListEnvelope]:
         _check_reveal(request, reveal)
@@ -224,10 +223,8 @@ class EnvVarController(Controller):
         self,
         request: Req,
         env_id: EnvId,
-        limit: Annotated[int, Parameter(ge=1, le=100, description="Page size, 1–100.")] = 20,
-        cursor: Annotated[
-            str | None, Parameter(max_length=512, description="`meta.next_cursor` of the previous page.")
-        ] = None,
+        limit: Limit = 20,
+        cursor: Cursor = None,
     ) -> Response[ConfigVersionListEnvelope]:
         q = c.ListConfigVersions(caller=caller(request), env_id=env_id, limit=limit, cursor=cursor)
         page = await _bus(request).request(

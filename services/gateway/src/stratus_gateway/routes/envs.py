@@ -12,7 +12,7 @@ from typing import Annotated, Any
 
 import msgspec
 from litestar import Controller, Request, Response, delete, get, post, put
-from litestar.params import JSONBody, Parameter, PathParameter
+from litestar.params import JSONBody, PathParameter
 
 from stratus_bus import Bus
 from stratus_contracts import envs as c
@@ -22,6 +22,7 @@ from stratus_gateway.env_schemas import EnvCreate, EnvReplace
 from stratus_gateway.envelope import ListMeta, Meta, meta, ok
 from stratus_gateway.openapi_docs import problems
 from stratus_gateway.preconditions import ETAG_HEADER, PRECONDITION_CODES, IfMatch, etag, parse_if_match
+from stratus_gateway.routes.params import Cursor, Limit
 
 Req = Request[Any, Any, Any]
 ProjectId = Annotated[str, PathParameter(description="The project's id, `prj_…`.", max_length=64)]
@@ -59,10 +60,8 @@ class ProjectEnvController(Controller):
         self,
         request: Req,
         project_id: ProjectId,
-        limit: Annotated[int, Parameter(ge=1, le=100, description="Page size, 1–100.")] = 20,
-        cursor: Annotated[
-            str | None, Parameter(max_length=512, description="`meta.next_cursor` of the previous page.")
-        ] = None,
+        limit: Limit = 20,
+        cursor: Cursor = None,
     ) -> Response[EnvListEnvelope]:
         q = c.ListEnvironments(caller=caller(request), project_id=project_id, limit=limit, cursor=cursor)
         page = await _bus(request).request(subjects.query(c.SERVICE, "list_envs"), q, c.EnvironmentPage)

@@ -27,6 +27,7 @@ from stratus_gateway.envelope import (
 )
 from stratus_gateway.openapi_docs import problems
 from stratus_gateway.preconditions import ETAG_HEADER, PRECONDITION_CODES, IfMatch, etag, parse_if_match
+from stratus_gateway.routes.params import Cursor, Limit
 from stratus_gateway.schemas import KeyCreate, KeyRotate, KeyUpdate
 from stratus_gateway.usage import KeyUsage
 
@@ -102,11 +103,8 @@ class KeyController(Controller):
     async def list_keys(
         self,
         request: Req,
-        limit: Annotated[int, Parameter(ge=1, le=100, description="Page size, 1–100.")] = 20,
-        cursor: Annotated[
-            str | None,
-            Parameter(max_length=512, description="`meta.next_cursor` of the previous page."),
-        ] = None,
+        limit: Limit = 20,
+        cursor: Cursor = None,
         revoked: Annotated[
             bool | None,
             Parameter(description="`true`: only revoked keys; `false`: only active ones; omitted: both."),

@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from litestar import Controller, Request, Response, delete, get, post
-from litestar.params import JSONBody, Parameter, PathParameter
+from litestar.params import JSONBody, PathParameter
 
 from stratus_bus import Bus
 from stratus_contracts import identity as c
@@ -17,6 +17,7 @@ from stratus_gateway.auth import caller
 from stratus_gateway.envelope import ListMeta, MemberEnvelope, MemberListEnvelope, meta, ok
 from stratus_gateway.openapi_docs import problems
 from stratus_gateway.preconditions import ETAG_HEADER, PRECONDITION_CODES, IfMatch, etag, parse_if_match
+from stratus_gateway.routes.params import Cursor, Limit
 from stratus_gateway.schemas import MemberCreate
 
 Req = Request[Any, Any, Any]
@@ -61,11 +62,8 @@ class MemberController(Controller):
     async def list_members(
         self,
         request: Req,
-        limit: Annotated[int, Parameter(ge=1, le=100, description="Page size, 1–100.")] = 20,
-        cursor: Annotated[
-            str | None,
-            Parameter(max_length=512, description="`meta.next_cursor` of the previous page."),
-        ] = None,
+        limit: Limit = 20,
+        cursor: Cursor = None,
     ) -> Response[MemberListEnvelope]:
         q = c.ListMembers(caller=caller(request), limit=limit, cursor=cursor)
         page = await _bus(request).request(subjects.query(c.SERVICE, "list_members"), q, c.MemberPage)

@@ -12,7 +12,7 @@ import asyncio
 from typing import Annotated, Any
 
 from litestar import Controller, Request, Response, delete, get, put
-from litestar.params import JSONBody, Parameter, PathParameter
+from litestar.params import JSONBody, PathParameter
 
 from stratus_bus import Bus
 from stratus_contracts import identity, subjects
@@ -21,6 +21,7 @@ from stratus_gateway.auth import caller
 from stratus_gateway.envelope import ListMeta, ProjectMemberEnvelope, ProjectMemberListEnvelope, meta, ok
 from stratus_gateway.openapi_docs import problems
 from stratus_gateway.preconditions import ETAG_HEADER, PRECONDITION_CODES, IfMatch, etag, parse_if_match
+from stratus_gateway.routes.params import Cursor, Limit
 from stratus_gateway.schemas import ProjectMemberPut
 
 Req = Request[Any, Any, Any]
@@ -47,11 +48,8 @@ class ProjectMemberController(Controller):
         self,
         request: Req,
         project_id: ProjectId,
-        limit: Annotated[int, Parameter(ge=1, le=100, description="Page size, 1–100.")] = 20,
-        cursor: Annotated[
-            str | None,
-            Parameter(max_length=512, description="`meta.next_cursor` of the previous page."),
-        ] = None,
+        limit: Limit = 20,
+        cursor: Cursor = None,
     ) -> Response[ProjectMemberListEnvelope]:
         q = c.ListProjectMembers(caller=caller(request), project_id=project_id, limit=limit, cursor=cursor)
         page = await _bus(request).request(subjects.query(c.SERVICE, "list_members"), q, c.ProjectMemberPage)

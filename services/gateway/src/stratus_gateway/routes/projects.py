@@ -19,6 +19,7 @@ from stratus_gateway.auth import caller
 from stratus_gateway.envelope import ListMeta, ProjectEnvelope, ProjectListEnvelope, meta, ok
 from stratus_gateway.openapi_docs import problems
 from stratus_gateway.preconditions import ETAG_HEADER, PRECONDITION_CODES, IfMatch, etag, parse_if_match
+from stratus_gateway.routes.params import Cursor, Limit
 from stratus_gateway.schemas import ProjectCreate, ProjectUpdate
 
 Req = Request[Any, Any, Any]
@@ -59,11 +60,8 @@ class ProjectController(Controller):
     async def list_projects(
         self,
         request: Req,
-        limit: Annotated[int, Parameter(ge=1, le=100, description="Page size, 1–100.")] = 20,
-        cursor: Annotated[
-            str | None,
-            Parameter(max_length=512, description="`meta.next_cursor` of the previous page."),
-        ] = None,
+        limit: Limit = 20,
+        cursor: Cursor = None,
         sort: Annotated[
             c.Sort, Parameter(description="`created`, `-created` (default) or `name`.")
         ] = "-created",
