@@ -38,10 +38,9 @@ from eventsourcing.persistence import IntegrityError
 from stratus_bus.bus import Replayed
 from stratus_contracts.errors import DomainError
 from stratus_eventstore.model import DomainEvent, index_uuid, utcnow
-from stratus_eventstore.store import Store
+from stratus_eventstore.store import CONFLICT_RETRIES, Store
 
 RETENTION = timedelta(hours=24)
-CONFLICT_RETRIES = 5
 C = TypeVar("C")
 R = TypeVar("R")
 Save = Callable[[Any, list[Any]], None]

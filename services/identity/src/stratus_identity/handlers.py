@@ -13,8 +13,6 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from eventsourcing.application import AggregateNotFoundError
-from eventsourcing.persistence import IntegrityError
 from msgspec import UNSET
 from opentelemetry import trace
 
@@ -51,13 +49,12 @@ from stratus_contracts.ids import decode_id, encode_id, new_uuid
 from stratus_eventstore.idempotency import deferrable
 from stratus_eventstore.model import utcnow
 from stratus_eventstore.relay import Relay
-from stratus_eventstore.store import Store
+from stratus_eventstore.store import Store, retry_on_conflict
 from stratus_eventstore.view import LocalView
 from stratus_identity import domain, listing
 from stratus_identity.views import account_view, key_view, member_view, principal_of
 
 _tracer = trace.get_tracer("stratus.identity")
-CONFLICT_RETRIES = 5
 Clock = Callable[[], datetime]
 
 
@@ -71,12 +68,7 @@ class IdentityHandlers:
     # -- plumbing ---------------------------------------------------------------------------------
 
     def _load(self, aggregate_id: uuid.UUID | None) -> Any:
-        if aggregate_id is None:
-            return None
-        try:
-            return self.store.repository.get(aggregate_id, projector_func=domain.project)
-        except AggregateNotFoundError:
-            return None
+        return self.store.get_or_none(aggregate_id, domain.project)
 
     @deferrable  # under an Idempotency-Key, the index record joins this save (bootstrap)
     def _save(self, events: list[Any]) -> None:
@@ -88,17 +80,6 @@ class IdentityHandlers:
         self.view.catch_up()
         if self.relay is not None:
             self.relay.wakeup.set()
-
-    @staticmethod
-    def _retrying(fn: Callable[[], Any]) -> Any:
-        # Optimistic concurrency: a racing writer makes our save fail; decide again on fresh state.
-        for attempt in range(CONFLICT_RETRIES):
-            try:
-                return fn()
-            except IntegrityError:
-                if attempt == CONFLICT_RETRIES - 1:
-                    raise
-        return None
 
     def _key(self, caller: Caller, key_id: str) -> domain.ApiKey:
         """The caller's key in the caller's mode, or 404: another tenant's key is indistinguishable."""
@@ -183,7 +164,7 @@ class IdentityHandlers:
             self._save(events)
             return account_view(domain.project(account, events[:1]))  # type: ignore[arg-type]
 
-        return self._retrying(attempt)
+        return retry_on_conflict(attempt)
 
     # -- verification (the gateway's auth path) ---------------------------------------------------
 
@@ -225,7 +206,7 @@ class IdentityHandlers:
             self._save(events)
             return key_view(domain.project(None, events[:1]), now)  # type: ignore[arg-type]
 
-        return self._retrying(attempt)
+        return retry_on_conflict(attempt)
 
     def list_keys_sync(self, q: ListKeys) -> KeyPage:
         # Another replica may have written since our last look: read our own writes.
@@ -264,7 +245,7 @@ class IdentityHandlers:
             self._save(events)
             return key_view(domain.project(key, events), now)  # type: ignore[arg-type]
 
-        return self._retrying(attempt)
+        return retry_on_conflict(attempt)
 
     def rotate_key_sync(self, cmd: RotateKey) -> KeyView:
         caller = cmd.caller
@@ -280,7 +261,7 @@ class IdentityHandlers:
             self._save(events)
             return key_view(domain.project(key, events[:1]), now)  # type: ignore[arg-type]
 
-        return self._retrying(attempt)
+        return retry_on_conflict(attempt)
 
     def revoke_sync(self, cmd: RevokeKey) -> KeyView:
         def attempt() -> KeyView:
@@ -297,7 +278,7 @@ class IdentityHandlers:
             self._save(events)
             return key_view(domain.project(key, events), now)  # type: ignore[arg-type]
 
-        return self._retrying(attempt)
+        return retry_on_conflict(attempt)
 
     # -- members ----------------------------------------------------------------------------------
 
@@ -321,7 +302,7 @@ class IdentityHandlers:
             self._save(events)
             return member_view(domain.project(None, events[:1]))  # type: ignore[arg-type]
 
-        return self._retrying(attempt)
+        return retry_on_conflict(attempt)
 
     def get_member_sync(self, q: GetMember) -> MemberView:
         return member_view(self._member(q.caller, q.member_id))
@@ -345,7 +326,7 @@ class IdentityHandlers:
             self._save(events)
             return member_view(domain.project(member, events[:1]))  # type: ignore[arg-type]
 
-        return self._retrying(attempt)
+        return retry_on_conflict(attempt)
 
     # -- async faces for the bus: the store is synchronous, so it runs off the event loop ---------
 

@@ -15,17 +15,15 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import Any
-
-from eventsourcing.application import AggregateNotFoundError
-from eventsourcing.persistence import IntegrityError
 
 from stratus_contracts import envs as c
 from stratus_contracts.auth import Caller
 from stratus_contracts.errors import DomainError, FieldError
 from stratus_contracts.ids import decode_id, encode_id, new_uuid
 from stratus_contracts.projects import Role
+from stratus_eventstore.store import retry_on_conflict
 from stratus_eventstore.view import LocalView
 from stratus_projects import crypto, envs_listing
 from stratus_projects import domain as projects
@@ -33,23 +31,11 @@ from stratus_projects import envs_domain as d
 from stratus_projects.envs_publish import to_view
 from stratus_projects.handlers import Partition
 
-CONFLICT_RETRIES = 5
 # Sealed value = 12-byte nonce + ciphertext + 16-byte tag: its plaintext is 28 bytes shorter.
 _SEAL_OVERHEAD = crypto.NONCE_BYTES + 16
 # Every variable of one environment, keys and values together: a config version must fit in one
 # bus message and one response, so the whole map is bounded too.
 MAX_TOTAL_BYTES = 512 * 1024
-
-
-def _retrying(fn: Callable[[], Any]) -> Any:
-    # Optimistic concurrency: a racing writer makes our save fail; decide again on fresh state.
-    for attempt in range(CONFLICT_RETRIES):
-        try:
-            return fn()
-        except IntegrityError:
-            if attempt == CONFLICT_RETRIES - 1:
-                raise
-    return None
 
 
 def _total_bytes(env: d.Environment) -> int:
@@ -67,10 +53,7 @@ class EnvsHandlers:
     # -- loading -------------------------------------------------------------------------
 
     def _load(self, part: Partition, aggregate_id: uuid.UUID, version: int | None = None) -> Any:
-        try:
-            return part.store.repository.get(aggregate_id, version=version, projector_func=d.project)
-        except AggregateNotFoundError:
-            return None
+        return part.store.get_or_none(aggregate_id, d.project, version)
 
     def _save(self, part: Partition, events: list[Any]) -> None:
         part.save(events)  # the store, the projects view and the relay's wake-up
@@ -118,7 +101,7 @@ class EnvsHandlers:
         return d.seed(project.id, project.account, caller, marker, indexes, iter(new_uuid, None))
 
     def _ensure_seeded(self, part: Partition, project: projects.Project, caller: Caller) -> None:
-        _retrying(lambda: self._save(part, self._seed_events(part, project, caller)))
+        retry_on_conflict(lambda: self._save(part, self._seed_events(part, project, caller)))
 
     # -- environments ------------------------------------------------------------------------
 
@@ -140,7 +123,7 @@ class EnvsHandlers:
             self._save(part, [*seeded, *events])
             return to_view(d.project(None, events[:1]), part.mode)  # type: ignore[arg-type]
 
-        return _retrying(attempt)
+        return retry_on_conflict(attempt)
 
     def replace_sync(self, cmd: c.ReplaceEnvironment) -> c.Environment:
         part = self.partitions[cmd.caller.mode]
@@ -155,7 +138,7 @@ class EnvsHandlers:
             self._save(part, events)
             return to_view(self._after(env, events), part.mode)
 
-        return _retrying(attempt)
+        return retry_on_conflict(attempt)
 
     def delete_sync(self, cmd: c.DeleteEnvironment) -> c.Environment:
         part = self.partitions[cmd.caller.mode]
@@ -167,7 +150,7 @@ class EnvsHandlers:
             self._save(part, events)
             return to_view(self._after(env, events), part.mode)
 
-        return _retrying(attempt)
+        return retry_on_conflict(attempt)
 
     def get_sync(self, q: c.GetEnvironment) -> c.Environment:
         part = self.partitions[q.caller.mode]
@@ -229,7 +212,7 @@ class EnvsHandlers:
                 part, after, after.config_version, reveal=False, caller=cmd.caller, key=key, new=True
             )
 
-        return _retrying(attempt)
+        return retry_on_conflict(attempt)
 
     def _items(
         self,
@@ -404,7 +387,7 @@ class EnvsHandlers:
                 self._save(part, events)
                 return len(events)
 
-            outcome = _retrying(attempt)
+            outcome = retry_on_conflict(attempt)
             if outcome < 0:
                 unavailable += 1
             else:

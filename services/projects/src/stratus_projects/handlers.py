@@ -13,8 +13,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from eventsourcing.application import AggregateNotFoundError
-from eventsourcing.persistence import IntegrityError
 from opentelemetry import trace
 
 from stratus_contracts.auth import Caller
@@ -41,13 +39,12 @@ from stratus_contracts.projects import (
 )
 from stratus_eventstore.idempotency import deferrable
 from stratus_eventstore.relay import Relay
-from stratus_eventstore.store import Store
+from stratus_eventstore.store import Store, retry_on_conflict
 from stratus_eventstore.view import LocalView
 from stratus_projects import domain, listing
 from stratus_projects.publish import removed_member_view, to_member_view, to_view
 
 _tracer = trace.get_tracer("stratus.projects")
-CONFLICT_RETRIES = 5
 
 
 @dataclass
@@ -60,10 +57,7 @@ class Partition:
     relay: Relay | None = None
 
     def load(self, aggregate_id: uuid.UUID) -> Any:
-        try:
-            return self.store.repository.get(aggregate_id, projector_func=domain.project)
-        except AggregateNotFoundError:
-            return None
+        return self.store.get_or_none(aggregate_id, domain.project)
 
     @deferrable  # under an Idempotency-Key, the index record joins this save (bootstrap)
     def save(self, events: list[Any]) -> None:
@@ -109,16 +103,6 @@ class ProjectsHandlers:
     def _index(self, part: Partition, account: str, name: str) -> domain.NameIndex | None:
         return part.load(domain.name_index_id(account, name))
 
-    def _retrying(self, fn: Any) -> Any:
-        # Optimistic concurrency: a racing writer makes our save fail; decide again on fresh state.
-        for attempt in range(CONFLICT_RETRIES):
-            try:
-                return fn()
-            except IntegrityError:
-                if attempt == CONFLICT_RETRIES - 1:
-                    raise
-        return None
-
     def create_sync(self, cmd: CreateProject) -> Project:
         part = self.partitions[cmd.caller.mode]
         project_id = new_uuid()
@@ -132,7 +116,7 @@ class ProjectsHandlers:
             part.save(events)
             return to_view(_after(None, events), part.mode)
 
-        return self._retrying(attempt)
+        return retry_on_conflict(attempt)
 
     def update_sync(self, cmd: UpdateProject) -> Project:
         part = self.partitions[cmd.caller.mode]
@@ -150,7 +134,7 @@ class ProjectsHandlers:
             part.save(events)
             return to_view(_after(state, events), part.mode)
 
-        return self._retrying(attempt)
+        return retry_on_conflict(attempt)
 
     def delete_sync(self, cmd: DeleteProject) -> Project:
         part = self.partitions[cmd.caller.mode]
@@ -164,7 +148,7 @@ class ProjectsHandlers:
             part.save(events)
             return to_view(_after(state, events), part.mode)
 
-        return self._retrying(attempt)
+        return retry_on_conflict(attempt)
 
     def get_sync(self, q: GetProject) -> Project:
         part = self.partitions[q.caller.mode]
@@ -181,7 +165,7 @@ class ProjectsHandlers:
             part.save(events)
             return to_member_view(_after(state, events), cmd.member_id, part.mode)
 
-        return self._retrying(attempt)
+        return retry_on_conflict(attempt)
 
     def remove_member_sync(self, cmd: RemoveProjectMember) -> ProjectMember:
         part = self.partitions[cmd.caller.mode]
@@ -192,7 +176,7 @@ class ProjectsHandlers:
             part.save(events)
             return removed_member_view(state, cmd.member_id, part.mode, events[0].timestamp)
 
-        return self._retrying(attempt)
+        return retry_on_conflict(attempt)
 
     def get_member_sync(self, q: GetProjectMember) -> ProjectMember:
         part = self.partitions[q.caller.mode]
