@@ -81,6 +81,17 @@ def _exporter_names() -> list[str]:
     return [n.strip() for n in names.split(",") if n.strip() and n.strip() != "none"]
 
 
+class _Tracing:
+    """What `configure_tracing` installed. `recording` is read on every request (the gateway
+    skips building server spans nobody records), so it is a plain attribute: asking
+    OpenTelemetry for the current provider costs more than the cheap span it would decide on."""
+
+    recording = False
+
+
+TRACING = _Tracing()
+
+
 def configure_tracing(service: str, *extra: SpanProcessor) -> TracerProvider:
     """Install the global tracer provider. Exporters are the `OTEL_TRACES_EXPORTER` entry points."""
     resource = Resource.create({"service.name": os.environ.get("OTEL_SERVICE_NAME", service)})
@@ -99,6 +110,7 @@ def configure_tracing(service: str, *extra: SpanProcessor) -> TracerProvider:
     for processor in extra:
         provider.add_span_processor(processor)
     trace.set_tracer_provider(provider)
+    TRACING.recording = record
     return provider
 
 

@@ -16,7 +16,7 @@ from litestar.types import ASGIApp
 from stratus_bus import Bus
 from stratus_bus.config import nats_url
 from stratus_gateway import auth, idempotency, limits, ratelimit, versioning
-from stratus_gateway.middleware import request_context
+from stratus_gateway.middleware import edge
 from stratus_gateway.problems import EXCEPTION_HANDLERS, ApiError
 from stratus_gateway.routes import system, tokens
 from stratus_gateway.routes.audit import AuditController
@@ -36,11 +36,8 @@ def _text_body(request: Request[Any, Any, Any]) -> bool:
     return bool(request.route_handler.opt.get("text_body"))
 
 
-async def require_json(request: Request[Any, Any, Any]) -> None:
-    """415 for a body that is not JSON; checked before the body is read. Routes with opt
-    `text_body` check their own content type."""
-    if request.method not in _BODY_METHODS or _text_body(request):
-        return
+def require_json(request: Request[Any, Any, Any]) -> None:
+    """415 for a body that is not JSON; checked before the body is read."""
     has_body = request.headers.get("content-length", "0") != "0" or "transfer-encoding" in request.headers
     if has_body and request.content_type[0] != "application/json":
         raise ApiError(
@@ -49,10 +46,13 @@ async def require_json(request: Request[Any, Any, Any]) -> None:
         )
 
 
-async def check_body(request: Request[Any, Any, Any]) -> None:
-    """Before a `/v1` body is decoded: JSON only (415), nested at most 32 deep (400)."""
-    await require_json(request)
-    if request.method in _BODY_METHODS and not _text_body(request):
+async def before_v1(request: Request[Any, Any, Any]) -> None:
+    """Before a `/v1` handler's parameters are parsed: authorize (401/403/429), then the body:
+    JSON only (415), nested at most 32 deep (400)."""
+    await auth.authorize(request.scope)
+    # Routes with opt `text_body` (dotenv import) check their own content type.
+    if request.scope["method"] in _BODY_METHODS and not _text_body(request):
+        require_json(request)
         await limits.check_json_depth(request)
 
 
@@ -65,9 +65,9 @@ def create_app(bus: Bus | None = None) -> Litestar:
         owned = bus is None  # an injected bus (tests, embedding) belongs to the caller
         if owned:
             app.state.bus = await Bus.connect(nats_url(), name="gateway")
-        authn = await auth.start(app, app.state.bus)
-        await idempotency.start(app, app.state.bus)
         limiter = await ratelimit.start(app, app.state.bus)
+        authn = await auth.start(app, app.state.bus, limiter)
+        await idempotency.start(app, app.state.bus)
         try:
             yield
         finally:
@@ -76,23 +76,24 @@ def create_app(bus: Bus | None = None) -> Litestar:
             if owned:
                 await app.state.bus.drain()
 
-    v1 = Router(
-        "/v1",
-        route_handlers=[
-            ProjectController,
-            ProjectMemberController,
-            ProjectEnvController,
-            EnvController,
-            EnvVarController,
-            AuditController,
-            KeyController,
-            MemberController,
-            system.me,
-            tokens.create_token,
-        ],
-        middleware=[auth.authentication, idempotency.idempotency],  # idempotency runs inside auth
-        before_request=check_body,
-        security=[{"bearer": []}],
+    v1 = idempotency.attach(
+        Router(
+            "/v1",
+            route_handlers=[
+                ProjectController,
+                ProjectMemberController,
+                ProjectEnvController,
+                EnvController,
+                EnvVarController,
+                AuditController,
+                KeyController,
+                MemberController,
+                system.me,
+                tokens.create_token,
+            ],
+            before_request=before_v1,
+            security=[{"bearer": []}],
+        )
     )
     return Litestar(
         route_handlers=[
@@ -137,7 +138,6 @@ def create_app(bus: Bus | None = None) -> Litestar:
 
 
 def asgi(bus: Bus | None = None) -> ASGIApp:
-    """The app as served: request-context middleware outside everything, so every response has it,
-    then the URL and header size limits, then rate limiting for requests that never authenticate
-    (which also adds the `X-RateLimit-*` headers)."""
-    return request_context(limits.guard(ratelimit.rate_limiting(create_app(bus))))
+    """The app as served: inside the outer layer (`middleware.edge`: request id and span, size
+    limits, rate limiting of requests without credentials, response headers, access log)."""
+    return edge(create_app(bus))

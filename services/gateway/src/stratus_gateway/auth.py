@@ -10,16 +10,16 @@ locally, so an authenticated request normally costs no bus round trip.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import logging
+import math
 import os
 import time
-from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
 from litestar.connection import ASGIConnection
 from litestar.handlers.base import BaseRouteHandler
-from litestar.types import ASGIApp
 from nats.js.api import DeliverPolicy
 
 from stratus_bus import Bus, RemoteError
@@ -28,7 +28,8 @@ from stratus_contracts.auth import Caller, Scope
 from stratus_contracts.events import Event
 from stratus_gateway import ratelimit
 from stratus_gateway.clientip import allowed, client_ip
-from stratus_gateway.middleware import WARNING_STATE
+from stratus_gateway.envelope import RESPONSE_HEADERS
+from stratus_gateway.middleware import BEARER_STATE
 from stratus_gateway.problems import ApiError
 from stratus_gateway.tokens import TokenClaims, TokenSigner
 from stratus_gateway.usage import KeyUsage
@@ -47,15 +48,42 @@ def _fail(code: str, detail: str | None = None) -> ApiError:
     return ApiError(code, detail, headers=CHALLENGE)
 
 
+class Verified:
+    """A key's principal as cached, with the times every request compares against it turned
+    into epoch seconds once, not per request."""
+
+    __slots__ = ("at", "born", "expires", "principal")
+
+    def __init__(self, principal: identity.Principal) -> None:
+        self.principal = principal
+        self.at = time.monotonic()
+        self.expires = principal.expires_at.timestamp() if principal.expires_at else math.inf
+        self.born = (principal.secret_created or principal.created).timestamp()
+
+    def age(self, now: float) -> int:
+        """Age in seconds of the presented secret (a rotation makes a key young again)."""
+        return max(0, int(now - self.born))
+
+
 class Authenticator:
     """Verifies bearer values; caches key principals and evicts them on key events."""
 
-    def __init__(self, bus: Bus, signer: TokenSigner, *, ttl: float | None = None) -> None:
+    def __init__(
+        self,
+        bus: Bus,
+        signer: TokenSigner,
+        usage: KeyUsage,
+        limiter: ratelimit.RateLimiter,
+        *,
+        ttl: float | None = None,
+    ) -> None:
         self.bus = bus
         self.signer = signer
+        self.usage = usage  # when each key was last used
+        self.limiter = limiter  # every authenticated request pays from its key's bucket
         self.ttl = ttl if ttl is not None else float(os.environ.get("STRATUS_AUTH_CACHE_TTL", "60"))
-        self._by_hash: dict[str, tuple[identity.Principal, float]] = {}
-        self._by_id: dict[str, tuple[identity.Principal, float]] = {}
+        self._by_hash: dict[str, Verified] = {}
+        self._by_id: dict[str, Verified] = {}
         self._hashes: dict[str, set[str]] = {}
         self._decoder = msgspec.json.Decoder(Event)
         self._subscription: Any = None
@@ -93,59 +121,52 @@ class Authenticator:
         self._by_id.clear()
         self._hashes.clear()
 
-    def _remember(self, secret_hash: str | None, p: identity.Principal) -> None:
-        now = time.monotonic()
-        if secret_hash is not None:
-            self._by_hash[secret_hash] = (p, now)
-            self._hashes.setdefault(p.key_id, set()).add(secret_hash)
-        else:
-            self._by_id[p.key_id] = (p, now)
-
-    def _fresh(self, entry: tuple[identity.Principal, float] | None) -> identity.Principal | None:
-        if entry is None or time.monotonic() - entry[1] > self.ttl:
+    def _fresh(self, entry: Verified | None) -> Verified | None:
+        if entry is None or time.monotonic() - entry.at > self.ttl:
             return None
-        return entry[0]
+        return entry
 
-    async def _ask(self, subject: str, message: msgspec.Struct) -> identity.Principal:
+    async def _ask(self, subject: str, message: msgspec.Struct) -> Verified:
         try:
-            return await self.bus.request(subject, message, identity.Principal)
+            return Verified(await self.bus.request(subject, message, identity.Principal))
         except RemoteError as exc:
             if exc.error.code in _AUTH_FAILURES:
                 code = "invalid_api_key" if exc.error.code == "key_not_found" else exc.error.code
                 raise _fail(code) from None
             raise
 
-    async def key(self, secret: str) -> identity.Principal:
+    async def key(self, secret: str) -> Verified:
         secret_hash = keys.hash_secret(secret)
-        principal = self._fresh(self._by_hash.get(secret_hash))
-        if principal is None:
-            principal = await self._ask(_VERIFY, identity.VerifyKey(secret_hash=secret_hash))
-            self._remember(secret_hash, principal)
-        return principal
+        verified = self._fresh(self._by_hash.get(secret_hash))
+        if verified is None:
+            # Only a value that hashes to no cached key can be malformed: check it here.
+            if keys.mode_of(secret) is None:
+                raise _fail("malformed_api_key")
+            verified = await self._ask(_VERIFY, identity.VerifyKey(secret_hash=secret_hash))
+            self._by_hash[secret_hash] = verified
+            self._hashes.setdefault(verified.principal.key_id, set()).add(secret_hash)
+        return verified
 
-    async def key_by_id(self, key_id: str) -> identity.Principal:
-        principal = self._fresh(self._by_id.get(key_id))
-        if principal is None:
-            principal = await self._ask(_BY_ID, identity.GetKeyPrincipal(key_id=key_id))
-            self._remember(None, principal)
-        return principal
+    async def key_by_id(self, key_id: str) -> Verified:
+        verified = self._fresh(self._by_id.get(key_id))
+        if verified is None:
+            verified = await self._ask(_BY_ID, identity.GetKeyPrincipal(key_id=key_id))
+            self._by_id[key_id] = verified
+        return verified
 
-    async def authenticate(
-        self, bearer: str, ip: str
-    ) -> tuple[Caller, identity.Principal, TokenClaims | None]:
+    async def authenticate(self, bearer: str, ip: str) -> Authenticated:
         """Resolve a bearer value to the caller, or raise the 401/403 problem."""
         claims: TokenClaims | None = None
         if bearer.startswith("tok_"):
             claims = await self.signer.verify(bearer)  # raises invalid_token / token_expired
-            principal = await self.key_by_id(claims.key)
-        elif keys.mode_of(bearer) is not None:
-            principal = await self.key(bearer)
+            verified = await self.key_by_id(claims.key)
         else:
-            raise _fail("malformed_api_key")
-        now = datetime.now(UTC)
-        if principal.expires_at is not None and principal.expires_at <= now:
+            verified = await self.key(bearer)  # raises malformed_api_key for a non-key value
+        now = time.time()
+        if verified.expires <= now:
             raise _fail("key_expired")
-        if not allowed(ip, principal.allowed_ips):
+        principal = verified.principal
+        if principal.allowed_ips and not allowed(ip, principal.allowed_ips):
             raise ApiError("ip_not_allowed", f"Requests from {ip} are not allowed for this key.")
         scopes, project_ids, environments = principal.scopes, principal.project_ids, principal.environments
         if claims is not None:
@@ -165,7 +186,7 @@ class Authenticator:
             ip=ip,
             request_id=request_id_var.get(),
         )
-        return caller, principal, claims
+        return Authenticated(caller, principal, claims, verified.age(now))
 
 
 def _narrow(parent: tuple[str, ...] | None, child: tuple[str, ...] | None) -> tuple[str, ...] | None:
@@ -177,6 +198,7 @@ def _narrow(parent: tuple[str, ...] | None, child: tuple[str, ...] | None) -> tu
 
 
 AGE_WARNING_DAYS = float(os.environ.get("STRATUS_KEY_AGE_WARNING_DAYS", "90"))
+AGE_WARNING_SECONDS = AGE_WARNING_DAYS * 86400
 AUTH_STATE = "stratus.auth"  # where the resolved credential lives in the ASGI scope
 
 
@@ -184,6 +206,7 @@ class Authenticated(msgspec.Struct, frozen=True):
     caller: Caller
     principal: identity.Principal
     token: TokenClaims | None
+    age_seconds: int  # of the presented secret, when the request was authenticated
 
 
 def required_scope(method: str, handler: BaseRouteHandler) -> Scope:
@@ -195,7 +218,11 @@ def required_scope(method: str, handler: BaseRouteHandler) -> Scope:
 
 
 def _bearer(scope: Any) -> str:
-    header = next((v for k, v in scope["headers"] if k == b"authorization"), None)
+    header = scope.get(BEARER_STATE)  # found by the outer middleware
+    if header is None:
+        header = next((v for k, v in scope["headers"] if k == b"authorization"), None)
+    elif header[:7] == b"Bearer " and len(header) - 7 <= MAX_BEARER and header[7:8].isalnum():
+        return header[7:].decode("latin-1").rstrip()  # the usual spelling; the rules below agree
     if not header:
         raise _fail("missing_api_key")
     scheme, _, bearer = header.decode("latin-1").partition(" ")
@@ -207,47 +234,57 @@ def _bearer(scope: Any) -> str:
     return bearer
 
 
-def authentication(app: ASGIApp) -> ASGIApp:
-    """Route middleware on every `/v1` route: authenticate, then check the route's scope.
+async def authorize(scope: Any) -> Authenticated:
+    """Authenticate the request and check the route's scope, once per request (the idempotency
+    middleware on write routes runs it first, `before_request` otherwise); 401/403/429 problems.
 
-    Middleware rather than a Litestar guard: it runs after routing (so the route's `opt` is
-    known) without the per-request handler copy guards cost, and its errors still go through the
-    app's exception handlers.
+    It runs after routing, so the route's `opt` is known, and not as a Litestar guard, because
+    guards copy the handler on every request. Its errors go through the app's exception handlers.
     """
+    done = scope.get(AUTH_STATE)
+    if done is not None:
+        return done  # type: ignore[no-any-return]
+    handler: BaseRouteHandler = scope["route_handler"]
+    authn: Authenticator = scope["app"].state.authenticator
+    try:
+        done = await authn.authenticate(_bearer(scope), client_ip(scope))
+    except ApiError:
+        await ratelimit.refuse_failed_auth(scope)  # per client address; 429 once over
+        raise
+    remember(scope, done)
+    who = done.caller
+    # Every authenticated request pays, from its key's bucket (a token's parent key's).
+    await ratelimit.charge_key(scope, authn.limiter, who.key_id, done.principal.plan)
+    authn.usage.record(who.key_id)
+    if done.age_seconds > AGE_WARNING_SECONDS:
+        warning = (
+            f'299 stratus "API key is {done.age_seconds // 86400} days old; '
+            'rotate it (POST /v1/keys/{id}/rotate)"'
+        )
+        scope.setdefault(RESPONSE_HEADERS, []).append((b"warning", warning.encode()))
+    if done.token is not None and handler.opt.get("keys_only"):
+        raise ApiError("token_not_allowed")
+    needed = required_scope(scope["method"], handler)
+    if needed not in who.scopes:
+        raise ApiError("insufficient_scope", f"This route needs the `{needed}` scope, which this key lacks.")
+    return done
 
-    async def middleware(scope: Any, receive: Any, send: Any) -> None:
-        handler: BaseRouteHandler = scope["route_handler"]
-        authn: Authenticator = scope["app"].state.authenticator
-        try:
-            who, key, claims = await authn.authenticate(_bearer(scope), client_ip(scope))
-        except ApiError:
-            await ratelimit.refuse_failed_auth(scope)  # per client address; 429 once over
-            raise
-        scope[AUTH_STATE] = Authenticated(who, key, claims)
-        # Every authenticated request pays, from its key's bucket (a token's parent key's).
-        await ratelimit.charge_key(scope, who.key_id, key.plan)
-        scope["app"].state.key_usage.record(who.key_id)
-        if (age := key_age_seconds(key)) > AGE_WARNING_DAYS * 86400:
-            # The outer middleware turns this into a `Warning` header on the response.
-            scope.setdefault("state", {})[WARNING_STATE] = (
-                f'299 stratus "API key is {age // 86400} days old; rotate it (POST /v1/keys/{{id}}/rotate)"'
-            )
-        if claims is not None and handler.opt.get("keys_only"):
-            raise ApiError("token_not_allowed")
-        needed = required_scope(scope["method"], handler)
-        if needed not in who.scopes:
-            raise ApiError(
-                "insufficient_scope", f"This route needs the `{needed}` scope, which this key lacks."
-            )
-        await app(scope, receive, send)
 
-    return middleware
+# The same value as the scope's AUTH_STATE, for handlers that take no `request`: Litestar's
+# parameter injection costs a cheap route more than its own work (docs/performance.md). Each
+# request runs in its own task, so the value never leaks from one request to the next.
+_current: contextvars.ContextVar[Authenticated] = contextvars.ContextVar("stratus_authenticated")
 
 
-def key_age_seconds(p: identity.Principal) -> int:
-    """Age of the presented secret (a rotation makes a key young again)."""
-    born = p.secret_created or p.created
-    return max(0, int((datetime.now(UTC) - born).total_seconds()))
+def remember(scope: Any, value: Authenticated) -> None:
+    """Record the request's credential (authorize, and idempotency when it adds its key)."""
+    scope[AUTH_STATE] = value
+    _current.set(value)
+
+
+def current() -> Authenticated:
+    """The credential of the request being handled (after `authorize`)."""
+    return _current.get()
 
 
 def authenticated(connection: ASGIConnection[Any, Any, Any, Any]) -> Authenticated:
@@ -266,13 +303,23 @@ def token(connection: ASGIConnection[Any, Any, Any, Any]) -> TokenClaims | None:
     return authenticated(connection).token
 
 
-async def start(app: Any, bus: Bus) -> Authenticator:
-    app.state.key_usage = await KeyUsage.open(bus)
+async def start(app: Any, bus: Bus, limiter: ratelimit.RateLimiter) -> Authenticator:
+    app.state.key_usage = usage = await KeyUsage.open(bus)
     signer = await TokenSigner.open(bus)
-    authn = Authenticator(bus, signer)
+    authn = Authenticator(bus, signer, usage, limiter)
     await authn.start()
     app.state.authenticator = authn
     return authn
 
 
-__all__ = ["Authenticator", "authentication", "caller", "principal", "required_scope", "start", "token"]
+__all__ = [
+    "Authenticator",
+    "authorize",
+    "caller",
+    "current",
+    "principal",
+    "remember",
+    "required_scope",
+    "start",
+    "token",
+]

@@ -35,6 +35,7 @@ from typing import Any
 
 import msgspec
 import nats
+from litestar import Router
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 from nats.js.api import KeyValueConfig
 from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
@@ -42,7 +43,7 @@ from nats.js.kv import KeyValue
 
 from stratus_bus import Bus, note_replays
 from stratus_bus.config import request_timeout
-from stratus_gateway.auth import AUTH_STATE, Authenticated
+from stratus_gateway.auth import authorize, remember
 from stratus_gateway.problems import ApiError
 
 log = logging.getLogger("stratus.gateway.idempotency")
@@ -228,18 +229,18 @@ async def _replay(send: Send, record: Record) -> None:
 
 
 def idempotency(app: ASGIApp) -> ASGIApp:
-    """Route middleware on every `/v1` route, inside `auth.authentication`: authentication and
-    scope failures never reach it, so they are never stored."""
+    """Route middleware on every `/v1` write (see `attach`). It authorizes the request before
+    anything else, so authentication and scope failures are never stored."""
 
     async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
         values = [v for k, v in scope["headers"] if k == HEADER] if scope["method"] in WRITES else None
         if not values:
             await app(scope, receive, send)
             return
+        authenticated = await authorize(scope)
         key = valid_key(values)
-        authenticated: Authenticated = scope[AUTH_STATE]  # type: ignore[literal-required]
         caller = msgspec.structs.replace(authenticated.caller, idempotency_key=key)
-        scope[AUTH_STATE] = msgspec.structs.replace(authenticated, caller=caller)  # type: ignore[literal-required]
+        remember(scope, msgspec.structs.replace(authenticated, caller=caller))
         body = await _read_body(scope, receive)
         if body is None:
             return
@@ -306,6 +307,18 @@ async def _run(
             await store.abandon(attempt)
 
 
+def attach(router: Router) -> Router:
+    """Give the router's write handlers this middleware, and only them: a Litestar route
+    middleware costs every request of its route a layer and an exception wrapper, and reads never
+    carry an `Idempotency-Key`."""
+    for route in router.routes:
+        for handler in getattr(route, "route_handlers", ()):
+            middleware = list(handler.middleware or ())
+            if WRITES & set(handler.http_methods) and idempotency not in middleware:
+                handler.middleware = [*middleware, idempotency]
+    return router
+
+
 PARAMETER = {
     "name": "Idempotency-Key",
     "in": "header",
@@ -340,6 +353,7 @@ __all__ = [
     "BUCKET",
     "IdempotencyStore",
     "Record",
+    "attach",
     "document",
     "fingerprint",
     "idempotency",

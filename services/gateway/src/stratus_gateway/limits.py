@@ -4,11 +4,11 @@ Field limits (string lengths, list sizes, `limit` 1–100) are msgspec constrain
 Structs and query parameters and answer 422 `validation_failed` naming the field; the body size
 (1 MiB, 413) is Litestar's `request_max_body_size`. What is here answers before any of that:
 
-* `guard` (ASGI, outside the app): a path plus query string over 8 KiB is 414 `uri_too_long`;
-  header fields over 32 KiB in total, or one over 16 KiB, are 431 `headers_too_large`. uvicorn's
-  parser sets no such limits, and a 1 MiB header must not reach auth or a log line. (The
-  largest legitimate header is a short-lived token with 100 projects and 100 environments in its
-  claims: about 14 KiB.)
+* `refusal` (in the outer middleware, before the app): a path plus query string over 8 KiB is
+  414 `uri_too_long`; header fields over 32 KiB in total, or one over 16 KiB, are 431
+  `headers_too_large`. uvicorn's parser sets no such limits, and a 1 MiB header must not reach
+  auth or a log line. (The largest legitimate header is a short-lived token with 100 projects and
+  100 environments in its claims: about 14 KiB.)
 * `check_json_depth` (before a body is decoded): arrays and objects nested more than 32 deep are
   400 `json_too_deep`. The JSON decoder recurses per level, so a deep enough body would otherwise
   end in a RecursionError (500); no Stratus body nests beyond 3.
@@ -21,7 +21,7 @@ from typing import Any
 
 import msgspec
 from litestar import Request
-from litestar.types import ASGIApp, Receive, Scope, Send
+from litestar.types import Scope, Send
 
 from stratus_contracts.errors import spec
 from stratus_gateway.problems import PROBLEM_JSON, ApiError, Problem
@@ -61,47 +61,39 @@ async def check_json_depth(request: Request[Any, Any, Any]) -> None:
         )
 
 
-def _too_large(scope: Scope) -> tuple[str, str] | None:
+def refusal(scope: Scope, header_bytes: int, oversized: tuple[bytes, int] | None) -> tuple[str, str] | None:
+    """The 414/431 problem code and detail for an oversized URL or headers, or None. The caller
+    (the outer middleware) has already summed the header sizes and noted the first header over
+    MAX_HEADER, with its size, in its one pass over them."""
     url = len(scope.get("raw_path") or scope["path"].encode()) + len(scope.get("query_string", b""))
     if url > MAX_URL:
         return "uri_too_long", f"The path and query string are {url} bytes; the limit is {MAX_URL}."
-    total = 0
-    for name, value in scope.get("headers", ()):
-        size = len(name) + len(value)
-        if size > MAX_HEADER:
-            field = name.decode("latin-1")
-            return "headers_too_large", f"Header {field!r} is {size} bytes; the limit is {MAX_HEADER}."
-        total += size
-    if total > MAX_HEADERS:
-        return "headers_too_large", f"The headers are {total} bytes; the limit is {MAX_HEADERS}."
+    if oversized is not None:
+        name, size = oversized
+        field = name.decode("latin-1")
+        return "headers_too_large", f"Header {field!r} is {size} bytes; the limit is {MAX_HEADER}."
+    if header_bytes > MAX_HEADERS:
+        return "headers_too_large", f"The headers are {header_bytes} bytes; the limit is {MAX_HEADERS}."
     return None
 
 
-def guard(app: ASGIApp) -> ASGIApp:
-    """Refuse oversized URLs and headers before the app sees the request."""
-
-    async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or (refused := _too_large(scope)) is None:
-            await app(scope, receive, send)
-            return
-        code, detail = refused
-        s = spec(code)
-        body = msgspec.json.encode(
-            Problem(
-                type=f"/errors/{code}",
-                title=s.title,
-                status=s.status,
-                detail=detail,
-                code=code,
-                request_id=request_id_var.get(),
-            )
+async def send_refusal(send: Send, code: str, detail: str) -> None:
+    """Answer the problem before the app sees the request, and close the connection."""
+    s = spec(code)
+    body = msgspec.json.encode(
+        Problem(
+            type=f"/errors/{code}",
+            title=s.title,
+            status=s.status,
+            detail=detail,
+            code=code,
+            request_id=request_id_var.get(),
         )
-        headers = [
-            (b"content-type", PROBLEM_JSON.encode()),
-            (b"content-length", str(len(body)).encode()),
-            (b"connection", b"close"),
-        ]
-        await send({"type": "http.response.start", "status": s.status, "headers": headers})
-        await send({"type": "http.response.body", "body": body})
-
-    return middleware
+    )
+    headers = [
+        (b"content-type", PROBLEM_JSON.encode()),
+        (b"content-length", str(len(body)).encode()),
+        (b"connection", b"close"),
+    ]
+    await send({"type": "http.response.start", "status": s.status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})

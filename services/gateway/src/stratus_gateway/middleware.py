@@ -1,6 +1,15 @@
-"""Outermost ASGI middleware: request id, the request's server span and one JSON log line.
+"""The gateway's one outer ASGI layer: request id, server span, size limits, address rate limit,
+response headers and the access log line.
 
 It wraps every response (errors and unknown routes included), so `X-Request-Id` is always set.
+These jobs share one layer and one pass over the request headers because every layer and every
+`send` wrapper is paid on every request; as separate middlewares they cost more than the
+authentication behind them (docs/performance.md).
+
+In order: the URL and header sizes are checked (414/431, see `limits`), then a request without
+credentials pays from its client address's bucket (429 once over, see `ratelimit`), then the app
+runs. Authenticated requests pay from their key's bucket in `auth`; a request that carried
+credentials but never reached authentication (an unknown route) pays from its address afterwards.
 """
 
 from __future__ import annotations
@@ -8,68 +17,102 @@ from __future__ import annotations
 import logging
 import re
 import time
+from typing import Any
 
+from litestar import Litestar
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from stratus_contracts.ids import new_request_id
-from stratus_telemetry import request_id_var
+from stratus_gateway import limits, ratelimit
+from stratus_gateway.envelope import RESPONSE_HEADERS
+from stratus_telemetry import TRACING, request_id_var
 
 log = logging.getLogger("stratus.gateway.access")
 _tracer = trace.get_tracer("stratus.gateway")
-WARNING_STATE = "stratus.warning"  # set by auth for old keys
+BEARER_STATE = "stratus.authorization"  # the raw Authorization header, found in the one pass here
 _SANE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
 
-def _incoming_request_id(scope: Scope) -> str | None:
-    for name, value in scope.get("headers", ()):
-        if name == b"x-request-id":
-            text = value.decode("latin-1")
-            return text if _SANE_ID.match(text) else None
-    return None
+def _server_span(method: str, path: str, request_id: str) -> Any:
+    """The request's server span, made current; None when spans are not recorded (what
+    `stratus_telemetry.configure_tracing` set up). Without a recording provider a span would only
+    lend its trace id to log lines and bus messages, which carry the request id for that, and
+    making one costs more than authenticating the request (docs/performance.md)."""
+    if not TRACING.recording:
+        return None
+    span = _tracer.start_span(f"{method} {path}", kind=SpanKind.SERVER)
+    span.set_attribute("http.request.method", method)
+    span.set_attribute("url.path", path)
+    span.set_attribute("stratus.request_id", request_id)
+    return span
 
 
-def request_context(app: ASGIApp) -> ASGIApp:
+def edge(app: Litestar) -> ASGIApp:
+    """Wrap the Litestar app in the outer layer (the app's `state.rate_limiter` is read per
+    request, so the app may start after this is built)."""
+
     async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await app(scope, receive, send)
             return
-        request_id = _incoming_request_id(scope) or new_request_id()
+        state: Any = scope
+        request_id = authorization = oversized = None
+        total = 0
+        for name, value in scope["headers"]:
+            size = len(name) + len(value)
+            total += size
+            if size > limits.MAX_HEADER:
+                oversized = oversized or (name, size)
+            elif name == b"authorization":
+                authorization = value
+            elif name == b"x-request-id":
+                text = value.decode("latin-1")
+                request_id = text if _SANE_ID.match(text) else None
+        request_id = request_id or new_request_id()
         token = request_id_var.set(request_id)
-        started = time.perf_counter()
-        status = 500
         method, path = scope["method"], scope["path"]
+        span = _server_span(method, path, request_id)
+        if span is not None:
+            context_token = otel_context.attach(trace.set_span_in_context(span))
+        status = 500
+        started = time.perf_counter() if log.isEnabledFor(logging.INFO) else 0.0
+        request_id_header = (b"x-request-id", request_id.encode())
 
         async def send_wrapper(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                headers = [*message.get("headers", ()), (b"x-request-id", request_id.encode())]
-                if warning := scope["state"].get(WARNING_STATE) if "state" in scope else None:
-                    headers.append((b"warning", warning.encode()))
+                headers = [*message.get("headers", ()), request_id_header]
+                if extra := state.get(RESPONSE_HEADERS):
+                    headers += extra
                 message["headers"] = headers
             await send(message)
 
-        # start_span + attach rather than start_as_current_span: the same span and context,
-        # without three layers of context managers on every request.
-        span = _tracer.start_span(f"{method} {path}", kind=SpanKind.SERVER)
-        context_token = otel_context.attach(trace.set_span_in_context(span))
-        # Attributes only on recorded spans: building them for a span nobody exports is waste.
-        recording = span.is_recording()
-        if recording:
-            span.set_attribute("http.request.method", method)
-            span.set_attribute("url.path", path)
-            span.set_attribute("stratus.request_id", request_id)
         try:
+            refused = limits.refusal(scope, total, oversized)
+            if refused is not None:
+                await limits.send_refusal(send_wrapper, *refused)
+                return
+            exempt = path in ratelimit.EXEMPT_PATHS
+            if authorization is not None:
+                state[BEARER_STATE] = authorization
+            elif not exempt:
+                decision = await ratelimit.charge_address(state, app.state.rate_limiter)
+                if decision is not None and not decision.allowed:
+                    await ratelimit.send_refusal(send_wrapper, decision)
+                    return
             await app(scope, receive, send_wrapper)
+            if not exempt and ratelimit.CHARGED_STATE not in state:
+                await ratelimit.charge_address(state, app.state.rate_limiter)
         finally:
-            if recording:
+            if span is not None:
                 span.set_attribute("http.response.status_code", status)
                 if status >= 500:
                     span.set_status(Status(StatusCode.ERROR))
-            if log.isEnabledFor(logging.INFO):
+            if started:
                 log.info(
                     "request",
                     extra={
@@ -79,8 +122,9 @@ def request_context(app: ASGIApp) -> ASGIApp:
                         "duration_ms": round((time.perf_counter() - started) * 1000, 2),
                     },
                 )
-            otel_context.detach(context_token)
-            span.end()
+            if span is not None:
+                otel_context.detach(context_token)
+                span.end()
             request_id_var.reset(token)
 
     return middleware

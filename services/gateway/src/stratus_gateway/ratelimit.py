@@ -30,7 +30,7 @@ from typing import Annotated, Any, NamedTuple
 import msgspec
 import nats
 from litestar import Litestar
-from litestar.types import ASGIApp, Receive, Scope, Send
+from litestar.types import Send
 from nats.js.api import KeyValueConfig
 from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
 from nats.js.kv import KeyValue
@@ -39,6 +39,7 @@ from stratus_bus import Bus
 from stratus_contracts.errors import spec
 from stratus_contracts.identity import PLANS
 from stratus_gateway.clientip import client_ip
+from stratus_gateway.envelope import RESPONSE_HEADERS
 from stratus_gateway.problems import PROBLEM_JSON, ApiError, Problem
 from stratus_telemetry import request_id_var
 
@@ -355,7 +356,6 @@ _UNSAFE = re.compile(r"[^A-Za-z0-9.\-]")
 
 # -- the HTTP side ----------------------------------------------------------------------------
 
-HEADERS_STATE = "stratus.ratelimit"  # headers of the bucket that paid for this request
 CHARGED_STATE = "stratus.ratelimit.charged"  # "key" | "address": the request has been counted
 
 
@@ -363,14 +363,14 @@ def _limiter(scope: Any) -> RateLimiter:
     return scope["app"].state.rate_limiter
 
 
-async def charge_key(scope: Any, key_id: str, plan: str) -> None:
+async def charge_key(scope: Any, limiter: RateLimiter, key_id: str, plan: str) -> None:
     """After authentication: one request against the key's bucket (a token pays from its parent
     key's), or 429 `rate_limited`."""
     scope[CHARGED_STATE] = "key"
-    decision = await _limiter(scope).for_key(key_id, plan)
+    decision = await limiter.for_key(key_id, plan)
     if decision is None:
         return
-    scope[HEADERS_STATE] = decision.headers()
+    scope.setdefault(RESPONSE_HEADERS, []).extend(decision.headers())
     if not decision.allowed:
         raise ApiError(
             "rate_limited",
@@ -388,7 +388,7 @@ async def charge_address(scope: Any, limiter: RateLimiter | None = None) -> Deci
     scope[CHARGED_STATE] = "address"
     decision = await (limiter or _limiter(scope)).for_address(client_ip(scope))
     if decision is not None:
-        scope[HEADERS_STATE] = decision.headers()
+        scope.setdefault(RESPONSE_HEADERS, []).extend(decision.headers())
     return decision
 
 
@@ -405,7 +405,9 @@ def _address_detail(decision: Decision) -> str:
     return f"Too many requests without a valid API key from this address; retry in {decision.retry_after} s."
 
 
-async def _send_refusal(send: Send, decision: Decision) -> None:
+async def send_refusal(send: Send, decision: Decision) -> None:
+    """429 for a request without credentials over its address's limit. `send` is the outer
+    middleware's, which adds the bucket's `X-RateLimit-*` headers."""
     s = spec("rate_limited")
     body = msgspec.json.encode(
         Problem(
@@ -421,40 +423,9 @@ async def _send_refusal(send: Send, decision: Decision) -> None:
         (b"content-type", PROBLEM_JSON.encode()),
         (b"content-length", str(len(body)).encode()),
         (b"retry-after", str(decision.retry_after).encode()),
-        *decision.headers(),
     ]
     await send({"type": "http.response.start", "status": s.status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
-
-
-def rate_limiting(app: Litestar) -> ASGIApp:
-    """ASGI middleware around the app: counts requests without credentials against the client
-    address (refusing them once over), counts requests that carried credentials but never reached
-    authentication (an unknown route) afterwards, and adds the paying bucket's `X-RateLimit-*`
-    headers to the response. Authenticated requests are counted by `auth.authentication`."""
-
-    async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] in EXEMPT_PATHS:
-            await app(scope, receive, send)
-            return
-        limiter: RateLimiter = app.state.rate_limiter
-        state: Any = scope
-        if not any(name == b"authorization" for name, _ in scope["headers"]):
-            decision = await charge_address(state, limiter)
-            if decision is not None and not decision.allowed:
-                await _send_refusal(send, decision)
-                return
-
-        async def send_with_headers(message: Any) -> None:
-            if message["type"] == "http.response.start" and (extra := state.get(HEADERS_STATE)):
-                message["headers"] = [*message.get("headers", ()), *extra]
-            await send(message)
-
-        await app(scope, receive, send_with_headers)
-        if CHARGED_STATE not in state:
-            await charge_address(state, limiter)
-
-    return middleware
 
 
 async def start(app: Litestar, bus: Bus) -> RateLimiter:
@@ -476,8 +447,8 @@ __all__ = [
     "charge_key",
     "level",
     "load_plans",
-    "rate_limiting",
     "refuse_failed_auth",
+    "send_refusal",
     "start",
     "take",
 ]
