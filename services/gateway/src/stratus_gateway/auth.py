@@ -135,9 +135,12 @@ class Authenticator:
                 raise _fail(code) from None
             raise
 
-    async def key(self, secret: str) -> Verified:
-        secret_hash = keys.hash_secret(secret)
-        verified = self._fresh(self._by_hash.get(secret_hash))
+    def cached(self, secret_hash: str) -> Verified | None:
+        return self._fresh(self._by_hash.get(secret_hash))
+
+    async def key(self, secret: str, secret_hash: str | None = None) -> Verified:
+        secret_hash = secret_hash or keys.hash_secret(secret)
+        verified = self.cached(secret_hash)
         if verified is None:
             # Only a value that hashes to no cached key can be malformed: check it here.
             if keys.mode_of(secret) is None:
@@ -155,13 +158,19 @@ class Authenticator:
         return verified
 
     async def authenticate(self, bearer: str, ip: str) -> Authenticated:
-        """Resolve a bearer value to the caller, or raise the 401/403 problem."""
-        claims: TokenClaims | None = None
+        """Resolve a bearer value to the caller, or raise the 401/403 problem. A key whose
+        principal is cached is checked without suspending (the common case: no coroutines)."""
         if bearer.startswith("tok_"):
             claims = await self.signer.verify(bearer)  # raises invalid_token / token_expired
-            verified = await self.key_by_id(claims.key)
-        else:
-            verified = await self.key(bearer)  # raises malformed_api_key for a non-key value
+            return self.admit(await self.key_by_id(claims.key), claims, ip)
+        secret_hash = keys.hash_secret(bearer)
+        verified = self.cached(secret_hash)
+        if verified is None:
+            verified = await self.key(bearer, secret_hash)  # malformed_api_key for a non-key
+        return self.admit(verified, None, ip)
+
+    def admit(self, verified: Verified, claims: TokenClaims | None, ip: str) -> Authenticated:
+        """Expiry and IP allowlist of the key, and a token's narrowing of it; the caller."""
         now = time.time()
         if verified.expires <= now:
             raise _fail("key_expired")
@@ -254,7 +263,8 @@ async def authorize(scope: Any) -> Authenticated:
     remember(scope, done)
     who = done.caller
     # Every authenticated request pays, from its key's bucket (a token's parent key's).
-    await ratelimit.charge_key(scope, authn.limiter, who.key_id, done.principal.plan)
+    if (charging := ratelimit.charge_key(scope, authn.limiter, who.key_id, done.principal.plan)) is not None:
+        await charging
     authn.usage.record(who.key_id)
     if done.age_seconds > AGE_WARNING_SECONDS:
         warning = (

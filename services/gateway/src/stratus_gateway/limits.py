@@ -21,7 +21,7 @@ from typing import Any
 
 import msgspec
 from litestar import Request
-from litestar.types import Scope, Send
+from litestar.types import Send
 
 from stratus_contracts.errors import spec
 from stratus_gateway.problems import PROBLEM_JSON, ApiError, Problem
@@ -61,20 +61,17 @@ async def check_json_depth(request: Request[Any, Any, Any]) -> None:
         )
 
 
-def refusal(scope: Scope, header_bytes: int, oversized: tuple[bytes, int] | None) -> tuple[str, str] | None:
-    """The 414/431 problem code and detail for an oversized URL or headers, or None. The caller
-    (the outer middleware) has already summed the header sizes and noted the first header over
-    MAX_HEADER, with its size, in its one pass over them."""
-    url = len(scope.get("raw_path") or scope["path"].encode()) + len(scope.get("query_string", b""))
+def refusal(url: int, header_bytes: int, oversized: tuple[bytes, int] | None) -> tuple[str, str]:
+    """The 414/431 problem code and detail for a request over a limit. The caller (the outer
+    middleware) has measured the path plus query string, summed the header sizes and noted the
+    first header over MAX_HEADER, with its size, in its one pass over them."""
     if url > MAX_URL:
         return "uri_too_long", f"The path and query string are {url} bytes; the limit is {MAX_URL}."
     if oversized is not None:
         name, size = oversized
         field = name.decode("latin-1")
         return "headers_too_large", f"Header {field!r} is {size} bytes; the limit is {MAX_HEADER}."
-    if header_bytes > MAX_HEADERS:
-        return "headers_too_large", f"The headers are {header_bytes} bytes; the limit is {MAX_HEADERS}."
-    return None
+    return "headers_too_large", f"The headers are {header_bytes} bytes; the limit is {MAX_HEADERS}."
 
 
 async def send_refusal(send: Send, code: str, detail: str) -> None:

@@ -37,12 +37,10 @@ _SANE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
 
 def _server_span(method: str, path: str, request_id: str) -> Any:
-    """The request's server span, made current; None when spans are not recorded (what
-    `stratus_telemetry.configure_tracing` set up). Without a recording provider a span would only
+    """The request's server span. Only made when spans are recorded (what
+    `stratus_telemetry.configure_tracing` set up): without a recording provider a span would only
     lend its trace id to log lines and bus messages, which carry the request id for that, and
     making one costs more than authenticating the request (docs/performance.md)."""
-    if not TRACING.recording:
-        return None
     span = _tracer.start_span(f"{method} {path}", kind=SpanKind.SERVER)
     span.set_attribute("http.request.method", method)
     span.set_attribute("url.path", path)
@@ -74,7 +72,7 @@ def edge(app: Litestar) -> ASGIApp:
         request_id = request_id or new_request_id()
         token = request_id_var.set(request_id)
         method, path = scope["method"], scope["path"]
-        span = _server_span(method, path, request_id)
+        span = _server_span(method, path, request_id) if TRACING.recording else None
         if span is not None:
             context_token = otel_context.attach(trace.set_span_in_context(span))
         status = 500
@@ -92,9 +90,9 @@ def edge(app: Litestar) -> ASGIApp:
             await send(message)
 
         try:
-            refused = limits.refusal(scope, total, oversized)
-            if refused is not None:
-                await limits.send_refusal(send_wrapper, *refused)
+            url = len(scope.get("raw_path") or path.encode()) + len(scope.get("query_string", b""))
+            if oversized is not None or total > limits.MAX_HEADERS or url > limits.MAX_URL:
+                await limits.send_refusal(send_wrapper, *limits.refusal(url, total, oversized))
                 return
             exempt = path in ratelimit.EXEMPT_PATHS
             if authorization is not None:

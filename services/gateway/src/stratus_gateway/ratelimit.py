@@ -24,7 +24,7 @@ import math
 import os
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, NamedTuple
 
 import msgspec
@@ -363,13 +363,18 @@ def _limiter(scope: Any) -> RateLimiter:
     return scope["app"].state.rate_limiter
 
 
-async def charge_key(scope: Any, limiter: RateLimiter, key_id: str, plan: str) -> None:
+def charge_key(scope: Any, limiter: RateLimiter, key_id: str, plan: str) -> Awaitable[None] | None:
     """After authentication: one request against the key's bucket (a token pays from its parent
-    key's), or 429 `rate_limited`."""
+    key's), or 429 `rate_limited`. What to await, or None when the plan has no limit: an
+    unlimited key then costs no coroutine at all."""
     scope[CHARGED_STATE] = "key"
+    return None if limiter.limit_of(plan) is None else _charge_key(scope, limiter, key_id, plan)
+
+
+async def _charge_key(scope: Any, limiter: RateLimiter, key_id: str, plan: str) -> None:
     decision = await limiter.for_key(key_id, plan)
     if decision is None:
-        return
+        return  # not reached: charge_key checked the limit
     scope.setdefault(RESPONSE_HEADERS, []).extend(decision.headers())
     if not decision.allowed:
         raise ApiError(
