@@ -46,6 +46,18 @@ def test_every_route_refuses_bad_credentials(anon: httpx.Client, header: str | N
         assert response.headers["www-authenticate"].startswith("Bearer")
 
 
+def test_every_spelling_of_the_header_finds_the_same_key(stack: Stack, anon: httpx.Client) -> None:
+    # The gateway hashes `Bearer sk_…` straight from the header bytes when the key is cached;
+    # other spellings go through the full parser. Both must find the same key, cached or not.
+    expected = anon.get("/v1/me", headers=stack.auth(stack.live_key)).json()["data"]["key_id"]
+    for spelling in ("bearer {}", "Bearer  {}", "BEARER {}", "Bearer {}"):
+        response = anon.get("/v1/me", headers={"Authorization": spelling.format(stack.live_key)})
+        assert response.status_code == 200, (spelling, response.text)
+        assert response.json()["data"]["key_id"] == expected
+    tail = stack.live_key[:-1] + ("A" if stack.live_key[-1] != "A" else "B")  # cached prefix, other key
+    problem(anon.get("/v1/me", headers={"Authorization": f"Bearer {tail}"}), 401, "invalid_api_key")
+
+
 def test_me_describes_the_key(stack: Stack, live: httpx.Client, test_mode: httpx.Client) -> None:
     me = live.get("/v1/me").json()["data"]
     assert me["key_id"].startswith("key_") and me["account_id"] == stack.account_id

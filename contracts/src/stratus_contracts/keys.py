@@ -24,7 +24,12 @@ def mode_of(secret: str) -> Mode | None:
 
 def hash_secret(secret: str) -> str:
     # Keys are 256-bit random, so a fast hash is enough: there is nothing to brute-force.
-    return hashlib.sha256(secret.encode()).hexdigest()
+    return hash_secret_bytes(secret.encode())
+
+
+def hash_secret_bytes(secret: bytes) -> str:
+    """`hash_secret` of a key as it arrives (ASCII bytes), without decoding it first."""
+    return hashlib.sha256(secret).hexdigest()
 
 
 def hint(secret: str) -> str:

@@ -244,7 +244,7 @@ def idempotency(app: ASGIApp) -> ASGIApp:
         body = await _read_body(scope, receive)
         if body is None:
             return
-        store: IdempotencyStore = scope["app"].state.idempotency
+        store: IdempotencyStore = scope["app"].state["idempotency"]
         begun = await store.begin(
             kv_key(caller.account_id, caller.mode, key), fingerprint(scope, caller.key_id, body)
         )

@@ -98,13 +98,13 @@ def edge(app: Litestar) -> ASGIApp:
             if authorization is not None:
                 state[BEARER_STATE] = authorization
             elif not exempt:
-                decision = await ratelimit.charge_address(state, app.state.rate_limiter)
+                decision = await ratelimit.charge_address(state, app.state["rate_limiter"])
                 if decision is not None and not decision.allowed:
                     await ratelimit.send_refusal(send_wrapper, decision)
                     return
             await app(scope, receive, send_wrapper)
             if not exempt and ratelimit.CHARGED_STATE not in state:
-                await ratelimit.charge_address(state, app.state.rate_limiter)
+                await ratelimit.charge_address(state, app.state["rate_limiter"])
         finally:
             if span is not None:
                 span.set_attribute("http.response.status_code", status)

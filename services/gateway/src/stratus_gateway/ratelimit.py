@@ -360,7 +360,7 @@ CHARGED_STATE = "stratus.ratelimit.charged"  # "key" | "address": the request ha
 
 
 def _limiter(scope: Any) -> RateLimiter:
-    return scope["app"].state.rate_limiter
+    return scope["app"].state["rate_limiter"]
 
 
 def charge_key(scope: Any, limiter: RateLimiter, key_id: str, plan: str) -> Awaitable[None] | None:

@@ -103,7 +103,7 @@ class AuditController(Controller):
             created_gte=_aware("created[gte]", created_gte),
             created_lt=_aware("created[lt]", created_lt),
         )
-        bus: Bus = request.app.state.bus
+        bus: Bus = request.app.state["bus"]
         page = await bus.request(subjects.query(c.SERVICE, "list"), q, c.AuditPage)
         list_meta = ListMeta(
             request_id=meta().request_id, has_more=page.has_more, next_cursor=page.next_cursor

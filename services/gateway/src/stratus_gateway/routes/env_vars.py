@@ -90,7 +90,7 @@ class VarsPatchOperation(Operation):
 
 
 def _bus(request: Req) -> Bus:
-    return request.app.state.bus
+    return request.app.state["bus"]
 
 
 def _check_reveal(request: Req, reveal: bool) -> None:

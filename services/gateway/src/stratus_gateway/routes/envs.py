@@ -42,7 +42,7 @@ class EnvListEnvelope(msgspec.Struct, kw_only=True):
 
 
 def _bus(request: Req) -> Bus:
-    return request.app.state.bus
+    return request.app.state["bus"]
 
 
 class ProjectEnvController(Controller):

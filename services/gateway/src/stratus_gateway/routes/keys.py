@@ -39,11 +39,11 @@ DENIED = ("insufficient_scope", "token_not_allowed")
 
 
 def _bus(request: Req) -> Bus:
-    return request.app.state.bus
+    return request.app.state["bus"]
 
 
 async def _with_usage(request: Req, views: list[c.KeyView]) -> list[c.KeyView]:
-    usage: KeyUsage = request.app.state.key_usage
+    usage: KeyUsage = request.app.state["key_usage"]
     used = await usage.last_used([v.id for v in views])
     return [msgspec.structs.replace(v, last_used=used.get(v.id)) for v in views]
 

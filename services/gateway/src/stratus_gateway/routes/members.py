@@ -27,7 +27,7 @@ DENIED = ("insufficient_scope", "token_not_allowed")
 
 
 def _bus(request: Req) -> Bus:
-    return request.app.state.bus
+    return request.app.state["bus"]
 
 
 class MemberController(Controller):

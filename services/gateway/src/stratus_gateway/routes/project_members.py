@@ -31,7 +31,7 @@ MANAGE = {"scope": "admin"}
 
 
 def _bus(request: Req) -> Bus:
-    return request.app.state.bus
+    return request.app.state["bus"]
 
 
 class ProjectMemberController(Controller):

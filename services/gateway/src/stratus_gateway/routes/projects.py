@@ -27,7 +27,7 @@ ProjectId = Annotated[str, PathParameter(description="The project's id, `prj_…
 
 
 def _bus(request: Req) -> Bus:
-    return request.app.state.bus
+    return request.app.state["bus"]
 
 
 class ProjectController(Controller):

@@ -72,7 +72,7 @@ async def _ping(bus: Bus, service: str) -> bool:
     responses=problems(auth=False),
 )
 async def readyz(request: Req) -> Response[Any]:
-    bus: Bus = request.app.state.bus
+    bus: Bus = request.app.state["bus"]
     checks = {"nats": bus.nc.is_connected}
     if checks["nats"]:
         results = await asyncio.gather(*(_ping(bus, s) for s in SERVICES))

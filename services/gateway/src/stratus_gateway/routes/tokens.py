@@ -70,7 +70,7 @@ async def create_token(request: Req, data: JSONBody[TokenCreate]) -> Response[To
     scopes = _subset(list(data.scopes) if data.scopes else None, who.scopes, "scopes") or ()
     project_ids = _subset(data.project_ids, who.project_ids, "projects")
     environments = _subset(data.environments, who.environments, "environments")
-    signer: TokenSigner = request.app.state.authenticator.signer
+    signer: TokenSigner = request.app.state["authenticator"].signer
     now = signer.now()
     expires = now + data.ttl_seconds
     if key.expires_at is not None:
