@@ -210,3 +210,36 @@ def test_team_changes_are_published_with_their_actor(stack: Stack, live: httpx.C
     me = live.get("/v1/me").json()["data"]
     assert event["actor"]["key_id"] == me["key_id"]
     assert event["actor"]["request_id"] == put.headers["x-request-id"]
+
+
+def test_a_member_removed_from_the_account_leaves_every_team(stack: Stack, live: httpx.Client) -> None:
+    owned, shared, other = new_project(live), new_project(live), new_project(live)
+    ann, bob = new_member(live), new_member(live)
+    for project, member, role in ((owned, ann, "owner"), (shared, ann, "developer"), (shared, bob, "viewer")):
+        assert live.put(members_path(project["id"], member), json={"role": role}).status_code == 200
+    with new_key(stack, live, member_id=ann) as ann_key:
+        assert ann_key.get(f"/v1/projects/{owned['id']}").status_code == 200
+
+        removal = live.delete(f"/v1/members/{ann}", headers={"X-Request-Id": unique("rq")})
+        assert removal.status_code == 200, removal.text
+        # Identity revokes the member's keys; every gateway drops them within a second.
+        wait_until(lambda: ann_key.get("/v1/me").status_code == 401, timeout=5.0, message="key revoked")
+
+    def team(project: dict[str, Any]) -> set[str]:
+        return {m["id"] for m in live.get(members_path(project["id"])).json()["data"]}
+
+    # Projects follows identity's member.deleted: even the last owner goes (nobody can act as them).
+    wait_until(lambda: ann not in team(owned) and ann not in team(shared), timeout=10.0, message="ann gone")
+    assert team(shared) == {bob} and team(other) == set()
+    assert live.get(f"/v1/projects/{owned['id']}").json()["data"]["owner"] is None
+    assert live.get("/v1/projects", params={"owner": ann}).json()["data"] == []
+
+    # The removals carry the actor of the request that removed the member from the account.
+    def audited() -> list[dict[str, Any]]:
+        audit = live.get("/v1/audit-events", params={"action": "project.member_removed", "limit": 100})
+        found = [e for e in audit.json()["data"] if e["data"]["id"] == ann]
+        return found if len(found) == 2 else []
+
+    mine = wait_until(audited, timeout=10.0, message="both removals in the audit log")
+    assert {e["data"]["project_id"] for e in mine} == {owned["id"], shared["id"]}
+    assert {e["actor"]["request_id"] for e in mine} == {removal.headers["x-request-id"]}

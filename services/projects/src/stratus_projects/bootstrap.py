@@ -19,7 +19,7 @@ from stratus_eventstore.model import utcnow
 from stratus_eventstore.relay import Relay
 from stratus_eventstore.store import open_store
 from stratus_eventstore.view import LocalView
-from stratus_projects import envs_bootstrap, envs_publish, listing
+from stratus_projects import departures, envs_bootstrap, envs_publish, listing
 from stratus_projects.handlers import Partition, ProjectsHandlers
 from stratus_projects.publish import publisher
 
@@ -51,6 +51,7 @@ async def setup(bus: Bus, stack: contextlib.AsyncExitStack) -> None:
     q = subjects.queue_group(c.SERVICE)
     for subject, message_type, handler in [*endpoints(h), *envs_bootstrap.endpoints(envs)]:
         await bus.serve(subject, message_type, handler, queue=q)
+    await departures.follow(bus, h, stack)  # members removed from the account leave their teams
 
 
 def endpoints(

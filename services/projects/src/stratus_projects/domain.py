@@ -417,6 +417,26 @@ def put_member(
     ]
 
 
+def member_left_account(state: Project | None, member_id: str, actor: Actor | None) -> list[DomainEvent]:
+    """The member was removed from the account (identity's `member.deleted`): their role here
+    goes, whatever it is. The last-owner rule does not apply: nobody can act as a member who is
+    gone, and the account's unbound admin keys still manage the project."""
+    if not isinstance(state, Project) or state.deleted:
+        return []
+    current = state.members.get(member_id)
+    if current is None:
+        return []  # never on this team, or removed already (a redelivered event)
+    return [
+        ProjectMemberRemoved(
+            originator_id=state.id,
+            originator_version=state.version + 1,
+            actor=actor,
+            member_id=member_id,
+            role=current.role,
+        )
+    ]
+
+
 def remove_member(
     state: Project, caller: Caller, member_id: str, expected_version: int | None = None
 ) -> list[DomainEvent]:

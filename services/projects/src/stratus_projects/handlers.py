@@ -17,7 +17,7 @@ from opentelemetry import trace
 
 from stratus_contracts.auth import Caller
 from stratus_contracts.errors import DomainError
-from stratus_contracts.events import Mode
+from stratus_contracts.events import Actor, Mode
 from stratus_contracts.ids import decode_id, new_uuid
 from stratus_contracts.projects import (
     CreateProject,
@@ -178,6 +178,31 @@ class ProjectsHandlers:
 
         return retry_on_conflict(attempt)
 
+    def member_left_sync(self, mode: Mode, account: str, member_id: str, actor: Actor | None) -> int:
+        """Remove a member who left the account from every project of that account and mode
+        where they hold a role; how many memberships went."""
+        part = self.partitions[mode]
+        part.view.catch_up()
+        rows = part.view.query(
+            "SELECT m.project_id FROM project_members m JOIN projects p ON p.id = m.project_id"
+            " WHERE m.member_id = ? AND p.account = ?",
+            (member_id, account),
+        )
+        removed = 0
+        for row in rows:
+            key = decode_id("prj", row["project_id"])
+
+            def attempt(key: uuid.UUID | None = key) -> int:
+                state = part.load(key) if key else None
+                if state is not None and state.account != account:
+                    return 0  # the view is a cache; the aggregate decides (tenancy)
+                events = domain.member_left_account(state, member_id, actor)
+                part.save(events)
+                return len(events)
+
+            removed += retry_on_conflict(attempt)
+        return removed
+
     def get_member_sync(self, q: GetProjectMember) -> ProjectMember:
         part = self.partitions[q.caller.mode]
         state = self._accessible(part, q.caller, q.project_id)
@@ -225,6 +250,9 @@ class ProjectsHandlers:
 
     async def remove_member(self, cmd: RemoveProjectMember) -> ProjectMember:
         return await asyncio.to_thread(self.remove_member_sync, cmd)
+
+    async def member_left(self, mode: Mode, account: str, member_id: str, actor: Actor | None) -> int:
+        return await asyncio.to_thread(self.member_left_sync, mode, account, member_id, actor)
 
     async def get_member(self, q: GetProjectMember) -> ProjectMember:
         return await asyncio.to_thread(self.get_member_sync, q)
