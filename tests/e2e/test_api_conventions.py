@@ -94,6 +94,33 @@ def test_openapi_covers_routes_errors_and_bearer(anon: httpx.Client) -> None:
     assert ops[("/healthz", "get")]["security"] == [{}]
 
 
+def test_openapi_declares_the_response_headers(anon: httpx.Client, live: httpx.Client) -> None:
+    spec = anon.get("/openapi.json").json()
+    declared = spec["components"]["headers"]
+    rate = {"X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset"}
+    assert {"X-Request-Id", *rate} <= set(declared)
+    for path, item in spec["paths"].items():
+        for method, op in item.items():
+            for status, response in op["responses"].items():
+                headers = response.get("headers", {})
+                assert "X-Request-Id" in headers, (path, method, status)
+                if path.startswith("/v1/"):
+                    assert "X-RateLimit-Remaining" in headers, (path, method, status)
+                if status == "429":
+                    assert "Retry-After" in headers, (path, method, status)
+    refs = [
+        header["$ref"]
+        for item in spec["paths"].values()
+        for op in item.values()
+        for response in op["responses"].values()
+        for header in response["headers"].values()
+        if "$ref" in header
+    ]
+    assert refs and all(ref.removeprefix("#/components/headers/") in declared for ref in refs)
+    # What is declared is what is sent.
+    assert live.get("/v1/me").headers["x-request-id"].startswith("req_")
+
+
 def test_error_pages_explain_codes(anon: httpx.Client) -> None:
     for code, spec in CATALOGUE.items():
         page = anon.get(f"/errors/{code}")

@@ -17,7 +17,7 @@ from stratus_contracts.reply import Ping, Pong
 from stratus_gateway import idempotency
 from stratus_gateway.auth import current, required_scope
 from stratus_gateway.envelope import HealthEnvelope, Me, MeEnvelope, MeToken, meta, ok
-from stratus_gateway.openapi_docs import problems
+from stratus_gateway.openapi_docs import document_headers, problems
 from stratus_gateway.problems import problem_response
 from stratus_gateway.versioning import document as document_deprecations
 
@@ -106,7 +106,7 @@ async def explain_error(code: FromPath[str]) -> str:
 async def openapi_json(request: Req) -> Response[Any]:
     app = request.app
     if getattr(app.state, "openapi", None) is None:
-        spec = idempotency.document(document_scopes(app.openapi_schema.to_schema(), app))
+        spec = document_headers(idempotency.document(document_scopes(app.openapi_schema.to_schema(), app)))
         app.state.openapi = document_deprecations(spec, app.state.deprecations)
     return Response(app.state.openapi, media_type="application/json")
 
