@@ -5,21 +5,23 @@ It starts a throw-away stack (`stratus up` in a temporary data dir) and the base
 missing and running as root):
 
     baseline (bare Litestar)   GET /                 the same uvicorn setup, no middleware or bus
-    GET /v1/me                 auth only: one NATS round trip to identity
+    GET /v1/me                 auth only, from the gateway's cache (`internal` plan: no limit)
+    GET /v1/me, rate-limited   the same with a `pro`-plan key: a token per request from the
+                               rate limiter, and the `X-RateLimit-*` headers
     GET /v1/projects/{id}      auth, then one NATS round trip to projects (`internal` plan:
                                no rate limit, the limiter is skipped)
     GET project, rate-limited  the same with a `pro`-plan key: the rate limiter spends a token
                                per request (leased in batches from JetStream KV)
     POST /v1/projects          auth, then a create in projects (event store write)
 
-Rounds are interleaved (baseline, me, get, post, baseline, …) so that the machine's noise hits
-every target alike. The figures quoted are medians over the rounds; "vs baseline" is the median
-of each round's target req/s over the same round's baseline req/s, the figure that travels
-between machines. The rate limiter's cost is the median of each round's rate-limited GET over
-the same round's unlimited GET. A second table gives the CPU time each process spent per request
-(read from /proc), which says where the time goes. Results are printed and written to
-`bench-results/latest.json`; the stack's log stays in the temporary dir, which is kept (and
-named) only when the run fails.
+Rounds are interleaved (baseline, me, me rate-limited, get, get rate-limited, post, baseline, …)
+so that the machine's noise hits every target alike. The figures quoted are medians over the
+rounds; "vs baseline" is the median of each round's target req/s over the same round's baseline
+req/s, the figure that travels between machines. The rate limiter's cost is the median of each
+round's rate-limited GET over the same round's unlimited GET. A second table gives the CPU time
+each process spent per request (read from /proc), which says where the time goes. Results are
+printed and written to `bench-results/latest.json`; the stack's log stays in the temporary dir,
+which is kept (and named) only when the run fails.
 
 Settings: `--quick` (1 round of 2 s, a smoke run), and the environment variables
 BENCH_DURATION (seconds per run, default 5), BENCH_ROUNDS (default 5), BENCH_CONNECTIONS
@@ -68,6 +70,7 @@ WRK_TIMEOUT = "10s"  # above the bus's 5 s request timeout, so slow answers coun
 # KV round trip), refilled fast enough that the benchmark never runs it dry.
 BENCH_PRO_PLAN = {"limit": 60_000_000, "period": 60, "burst": 10_000}
 RATE_LIMITED = "GET project, rate-limited"
+ME_LIMITED = "GET /v1/me, rate-limited"
 UNLIMITED = "GET /v1/projects/{id}"
 
 
@@ -631,12 +634,14 @@ def bench(s: Settings, wrk: str, tmp: Path) -> int:
         pro_project_id = create_project(gw_port, pro_auth)
         smoke(base_port, "/", {})
         smoke(gw_port, "/v1/me", auth)
+        smoke(gw_port, "/v1/me", pro_auth, limited=True)
         smoke(gw_port, f"/v1/projects/{project_id}", auth)
         smoke(gw_port, f"/v1/projects/{pro_project_id}", pro_auth, limited=True)
         gw = f"http://127.0.0.1:{gw_port}"
         targets = [
             Target("baseline (bare Litestar)", f"http://127.0.0.1:{base_port}/"),
             Target("GET /v1/me", f"{gw}/v1/me", auth),
+            Target(ME_LIMITED, f"{gw}/v1/me", pro_auth),
             Target(UNLIMITED, f"{gw}/v1/projects/{project_id}", auth),
             Target(RATE_LIMITED, f"{gw}/v1/projects/{pro_project_id}", pro_auth),
             Target("POST /v1/projects", f"{gw}/v1/projects", script_args=[admin_key]),
