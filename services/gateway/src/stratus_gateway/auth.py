@@ -147,16 +147,14 @@ class Authenticator:
             return None
         return self.cached(keys.hash_secret_bytes(header[7:]))
 
-    async def key(self, secret: str, secret_hash: str | None = None) -> Verified:
-        secret_hash = secret_hash or keys.hash_secret(secret)
-        verified = self.cached(secret_hash)
-        if verified is None:
-            # Only a value that hashes to no cached key can be malformed: check it here.
-            if keys.mode_of(secret) is None:
-                raise _fail("malformed_api_key")
-            verified = await self._ask(_VERIFY, identity.VerifyKey(secret_hash=secret_hash))
-            self._by_hash[secret_hash] = verified
-            self._hashes.setdefault(verified.principal.key_id, set()).add(secret_hash)
+    async def _verify(self, secret: str, secret_hash: str) -> Verified:
+        """Ask identity about a key that is not cached, and cache the answer."""
+        # Only a value that hashes to no cached key can be malformed: check it here.
+        if keys.mode_of(secret) is None:
+            raise _fail("malformed_api_key")
+        verified = await self._ask(_VERIFY, identity.VerifyKey(secret_hash=secret_hash))
+        self._by_hash[secret_hash] = verified
+        self._hashes.setdefault(verified.principal.key_id, set()).add(secret_hash)
         return verified
 
     async def key_by_id(self, key_id: str) -> Verified:
@@ -173,9 +171,7 @@ class Authenticator:
             claims = await self.signer.verify(bearer)  # raises invalid_token / token_expired
             return self.admit(await self.key_by_id(claims.key), claims, ip)
         secret_hash = keys.hash_secret(bearer)
-        verified = self.cached(secret_hash)
-        if verified is None:
-            verified = await self.key(bearer, secret_hash)  # malformed_api_key for a non-key
+        verified = self.cached(secret_hash) or await self._verify(bearer, secret_hash)
         return self.admit(verified, None, ip)
 
     def admit(self, verified: Verified, claims: TokenClaims | None, ip: str) -> Authenticated:
@@ -239,8 +235,6 @@ def _bearer(scope: Any) -> str:
     header = scope.get(BEARER_STATE)  # found by the outer middleware
     if header is None:
         header = next((v for k, v in scope["headers"] if k == b"authorization"), None)
-    elif header[:7] == b"Bearer " and len(header) - 7 <= MAX_BEARER and header[7:8].isalnum():
-        return header[7:].decode("latin-1").rstrip()  # the usual spelling; the rules below agree
     if not header:
         raise _fail("missing_api_key")
     scheme, _, bearer = header.decode("latin-1").partition(" ")
