@@ -19,13 +19,10 @@ from __future__ import annotations
 import re
 from typing import Any
 
-import msgspec
 from litestar import Request
 from litestar.types import Send
 
-from stratus_contracts.errors import spec
-from stratus_gateway.problems import PROBLEM_JSON, ApiError, Problem
-from stratus_telemetry import request_id_var
+from stratus_gateway.problems import ApiError, send_problem
 
 MAX_URL = 8 * 1024
 MAX_HEADERS = 32 * 1024
@@ -76,21 +73,4 @@ def refusal(url: int, header_bytes: int, oversized: tuple[bytes, int] | None) ->
 
 async def send_refusal(send: Send, code: str, detail: str) -> None:
     """Answer the problem before the app sees the request, and close the connection."""
-    s = spec(code)
-    body = msgspec.json.encode(
-        Problem(
-            type=f"/errors/{code}",
-            title=s.title,
-            status=s.status,
-            detail=detail,
-            code=code,
-            request_id=request_id_var.get(),
-        )
-    )
-    headers = [
-        (b"content-type", PROBLEM_JSON.encode()),
-        (b"content-length", str(len(body)).encode()),
-        (b"connection", b"close"),
-    ]
-    await send({"type": "http.response.start", "status": s.status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
+    await send_problem(send, code, detail, [(b"connection", b"close")])

@@ -15,6 +15,7 @@ from litestar.exceptions import (
     NotFoundException,
     ValidationException,
 )
+from litestar.types import Send
 
 from stratus_bus import RemoteError, ServiceTimeout, ServiceUnavailable
 from stratus_contracts.errors import CATALOGUE, FieldError, spec
@@ -63,8 +64,14 @@ def problem_response(
     errors: list[FieldError] | None = None,
     headers: dict[str, str] | None = None,
 ) -> Response[Problem]:
+    body = problem(code, detail, errors=errors)
+    return Response(body, status_code=body.status, media_type=PROBLEM_JSON, headers=headers)
+
+
+def problem(code: str, detail: str | None = None, *, errors: list[FieldError] | None = None) -> Problem:
+    """The problem details for `code`, for this request."""
     s = spec(code)
-    body = Problem(
+    return Problem(
         type=f"/errors/{code}",
         title=s.title,
         status=s.status,
@@ -73,7 +80,16 @@ def problem_response(
         request_id=request_id_var.get(),
         errors=errors if s.status == 422 else None,
     )
-    return Response(body, status_code=s.status, media_type=PROBLEM_JSON, headers=headers)
+
+
+async def send_problem(send: Send, code: str, detail: str, headers: list[tuple[bytes, bytes]]) -> None:
+    """Answer with the problem straight through ASGI, for the outer middleware's refusals that
+    come before the app (and its exception handlers) sees the request."""
+    body = problem(code, detail)
+    encoded = msgspec.json.encode(body)
+    start = [(b"content-type", PROBLEM_JSON.encode()), (b"content-length", str(len(encoded)).encode())]
+    await send({"type": "http.response.start", "status": body.status, "headers": [*start, *headers]})
+    await send({"type": "http.response.body", "body": encoded})
 
 
 _UNKNOWN_FIELD = re.compile(r"unknown field `([^`]+)`")
@@ -155,4 +171,4 @@ EXCEPTION_HANDLERS = {
     Exception: on_internal,
 }
 
-__all__ = ["PROBLEM_JSON", "ApiError", "MediaType", "Problem", "problem_response"]
+__all__ = ["PROBLEM_JSON", "ApiError", "MediaType", "Problem", "problem", "problem_response", "send_problem"]

@@ -36,12 +36,10 @@ from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
 from nats.js.kv import KeyValue
 
 from stratus_bus import Bus
-from stratus_contracts.errors import spec
 from stratus_contracts.identity import PLANS
 from stratus_gateway.clientip import client_ip
 from stratus_gateway.envelope import RESPONSE_HEADERS
-from stratus_gateway.problems import PROBLEM_JSON, ApiError, Problem
-from stratus_telemetry import request_id_var
+from stratus_gateway.problems import ApiError, send_problem
 
 log = logging.getLogger("stratus.gateway.ratelimit")
 
@@ -413,24 +411,8 @@ def _address_detail(decision: Decision) -> str:
 async def send_refusal(send: Send, decision: Decision) -> None:
     """429 for a request without credentials over its address's limit. `send` is the outer
     middleware's, which adds the bucket's `X-RateLimit-*` headers."""
-    s = spec("rate_limited")
-    body = msgspec.json.encode(
-        Problem(
-            type="/errors/rate_limited",
-            title=s.title,
-            status=s.status,
-            detail=_address_detail(decision),
-            code="rate_limited",
-            request_id=request_id_var.get(),
-        )
-    )
-    headers = [
-        (b"content-type", PROBLEM_JSON.encode()),
-        (b"content-length", str(len(body)).encode()),
-        (b"retry-after", str(decision.retry_after).encode()),
-    ]
-    await send({"type": "http.response.start", "status": s.status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
+    retry = [(b"retry-after", str(decision.retry_after).encode())]
+    await send_problem(send, "rate_limited", _address_detail(decision), retry)
 
 
 async def start(app: Litestar, bus: Bus) -> RateLimiter:
