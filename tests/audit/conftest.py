@@ -1,4 +1,4 @@
-"""Helpers for the audit tests: public events as the relays publish them, and per-mode views."""
+"""Helpers for the audit tests: public events as the relays publish them, and per-mode read models."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from stratus_audit.view import AuditView
+from stratus_audit.read_model import AuditReadModel
 from stratus_contracts.events import Actor, Event, Mode
 from stratus_contracts.ids import new_id
 
@@ -38,8 +38,8 @@ def event(
 
 
 @pytest.fixture
-def views(tmp_path: Path) -> Iterator[dict[str, AuditView]]:
-    opened = {mode: AuditView(tmp_path / f"audit-{mode}.view.db", mode) for mode in ("live", "test")}
+def models(tmp_path: Path) -> Iterator[dict[str, AuditReadModel]]:
+    opened = {mode: AuditReadModel(tmp_path / f"audit-{mode}.audit.read.db", mode) for mode in ("live", "test")}
     yield opened
-    for view in opened.values():
-        view.close()
+    for model in opened.values():
+        model.close()

@@ -25,11 +25,7 @@ def plan_of(stack: Stack, secret: str) -> str:
     async def ask() -> str:
         bus = await Bus.connect(stack.nats_url, name="test-plan")
         try:
-            principal = await bus.request(
-                subjects.query("identity", "verify_key"),
-                identity.VerifyKey(secret_hash=keys.hash_secret(secret)),
-                identity.Principal,
-            )
+            principal = await bus.call(identity.VerifyKey(secret_hash=keys.hash_secret(secret)))
         finally:
             await bus.drain()
         return principal.plan

@@ -17,9 +17,10 @@ import nats
 import pytest
 
 from stratus_contracts import subjects
-from stratus_contracts.audit import RebuildResult, RebuildView
+from stratus_contracts.audit import RebuildReadModels
 from stratus_contracts.events import Actor, Event
 from stratus_contracts.ids import new_id
+from stratus_contracts.reply import RebuildResult
 from stratus_testing import Stack, wait_until
 
 from .conftest import problem
@@ -235,9 +236,7 @@ async def _rebuild(nats_url: str) -> RebuildResult:
 
     bus = Bus(await nats.connect(nats_url))
     try:
-        return await bus.request(
-            subjects.command("audit", "rebuild_view"), RebuildView(), RebuildResult, timeout=60
-        )
+        return await bus.call(RebuildReadModels(), timeout=60)
     finally:
         await bus.nc.close()
 

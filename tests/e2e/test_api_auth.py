@@ -8,7 +8,7 @@ import httpx
 import pytest
 
 from stratus_bus import Bus
-from stratus_contracts import identity, keys, subjects
+from stratus_contracts import identity, keys
 from stratus_testing import Stack, wait_until
 
 from .conftest import EXTRA_ADMIN_KEY, problem
@@ -74,11 +74,7 @@ def test_admin_key_from_environment_works_and_revocation_is_401(stack: Stack) ->
         async def revoke() -> None:
             bus = await Bus.connect(stack.nats_url, name="test-revoke")
             try:
-                await bus.request(
-                    subjects.command("identity", "revoke_key"),
-                    identity.RevokeKey(account_id=me["account_id"], key_id=me["key_id"]),
-                    identity.KeyView,
-                )
+                await bus.call(identity.RevokeKey(account_id=me["account_id"], key_id=me["key_id"]))
             finally:
                 await bus.drain()
 

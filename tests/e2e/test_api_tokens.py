@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from stratus_bus import Bus
-from stratus_contracts import identity, keys, subjects
+from stratus_contracts import identity, keys
 from stratus_testing import Stack, wait_until
 
 from .conftest import problem
@@ -87,17 +87,9 @@ def test_token_dies_with_its_parent_key(stack: Stack) -> None:
                 spec = identity.NewKey(
                     mode="test", secret_hash=keys.hash_secret(parent), hint=keys.hint(parent)
                 )
-                result = await bus.request(
-                    subjects.command("identity", "ensure_key"),
-                    identity.EnsureKey(key=spec),
-                    identity.BootstrapResult,
-                )
+                result = await bus.call(identity.EnsureKey(key=spec))
                 return result.key_ids[0]
-            await bus.request(
-                subjects.command("identity", "revoke_key"),
-                identity.RevokeKey(account_id=stack.account_id, key_id=revoke_id),
-                identity.KeyView,
-            )
+            await bus.call(identity.RevokeKey(account_id=stack.account_id, key_id=revoke_id))
             return revoke_id
         finally:
             await bus.drain()

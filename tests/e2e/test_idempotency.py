@@ -17,7 +17,8 @@ import msgspec
 import nats
 import pytest
 
-from stratus_contracts import projects, subjects
+from stratus_bus import Envelope
+from stratus_contracts import projects
 from stratus_gateway.idempotency import BUCKET, kv_key
 from stratus_testing import Stack, wait_for
 
@@ -258,11 +259,11 @@ async def test_a_gateway_killed_after_forwarding_does_not_make_a_retry_create_tw
         forwarded = asyncio.Event()
 
         async def seen(msg: Any) -> None:
-            command = msgspec.msgpack.decode(msg.data, type=projects.CreateProject)
+            command = msgspec.msgpack.decode(msg.data, type=Envelope[projects.CreateProject]).body
             if command.caller.idempotency_key == key["Idempotency-Key"]:
                 forwarded.set()
 
-        await nc.subscribe(subjects.command(projects.SERVICE, "create"), cb=seen)
+        await nc.subscribe(projects.CreateProject.subject, cb=seen)
         await nc.flush()
         service = stack.service_pid("projects")
         async with stack.async_client(stack.live_key) as client:

@@ -9,7 +9,7 @@ import time
 import httpx
 
 from stratus_bus import Bus
-from stratus_contracts import identity, keys, subjects
+from stratus_contracts import identity, keys
 from stratus_testing import Stack, wait_until
 
 
@@ -17,9 +17,7 @@ async def _ensure(stack: Stack, secret: str) -> str:
     bus = await Bus.connect(stack.nats_url, name="test-replicas")
     try:
         spec = identity.NewKey(mode="live", secret_hash=keys.hash_secret(secret), hint=keys.hint(secret))
-        result = await bus.request(
-            subjects.command("identity", "ensure_key"), identity.EnsureKey(key=spec), identity.BootstrapResult
-        )
+        result = await bus.call(identity.EnsureKey(key=spec))
         return result.key_ids[0]
     finally:
         await bus.drain()
@@ -28,11 +26,7 @@ async def _ensure(stack: Stack, secret: str) -> str:
 async def _revoke(stack: Stack, key_id: str) -> None:
     bus = await Bus.connect(stack.nats_url, name="test-replicas")
     try:
-        await bus.request(
-            subjects.command("identity", "revoke_key"),
-            identity.RevokeKey(account_id=stack.account_id, key_id=key_id),
-            identity.KeyView,
-        )
+        await bus.call(identity.RevokeKey(account_id=stack.account_id, key_id=key_id))
     finally:
         await bus.drain()
 

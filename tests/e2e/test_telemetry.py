@@ -7,7 +7,7 @@ files) so that one in-memory span exporter sees every span.
 
 from __future__ import annotations
 
-import contextlib
+import asyncio
 import io
 import json
 import logging
@@ -20,11 +20,13 @@ from asgi_lifespan import LifespanManager
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from stratus_bus import Bus
-from stratus_contracts import identity, keys, subjects
+from stratus_bus import Bus, ServiceUnavailable
+from stratus_contracts import identity, keys, projects
+from stratus_contracts.auth import Caller
 from stratus_gateway.app import asgi
-from stratus_identity.bootstrap import setup as identity_setup
-from stratus_projects.bootstrap import setup as projects_setup
+from stratus_identity.bootstrap import SERVICE as IDENTITY
+from stratus_kit import serve
+from stratus_projects.bootstrap import SERVICE as PROJECTS
 from stratus_telemetry import JsonFormatter, configure_tracing
 from stratus_testing import NatsServer
 
@@ -57,25 +59,46 @@ async def client(
     nats_server: NatsServer, log_lines: io.StringIO, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> AsyncIterator[tuple[httpx.AsyncClient, str]]:
     monkeypatch.setenv("STRATUS_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("NATS_URL", nats_server.url)
+    stop = asyncio.Event()
+    # Both services run in this process (the kit's own `serve`), so one exporter sees every span.
+    services = [asyncio.create_task(serve(service, stop)) for service in (IDENTITY, PROJECTS)]
     bus = await Bus.connect(nats_server.url, name="telemetry-test")
-    await bus.ensure_events_stream()
-    async with contextlib.AsyncExitStack() as stack:
-        await identity_setup(bus, stack)
-        await projects_setup(bus, stack)
+    try:
         secret = keys.generate("live")
         spec = identity.NewKey(mode="live", secret_hash=keys.hash_secret(secret), hint=keys.hint(secret))
-        await bus.request(
-            subjects.command("identity", "bootstrap"),
-            identity.Bootstrap(keys=[spec]),
-            identity.BootstrapResult,
-        )
+        await _until_answered(bus, identity.Bootstrap(keys=[spec]))
+        await _until_answered(bus, projects.ListProjects(caller=_NOBODY))
         app = asgi(bus)
         async with (
             LifespanManager(app),
             httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gw") as http,
         ):
             yield http, secret
-    await bus.drain()
+    finally:
+        stop.set()
+        await asyncio.gather(*services)
+        await bus.drain()
+
+
+_NOBODY = Caller(account_id="acct_nobody", mode="live", key_id="key_nobody")
+
+
+async def _until_answered(bus: Bus, message: object) -> None:
+    """Send until the service answers: it subscribes once its stores are open."""
+
+    async def attempt() -> bool:
+        try:
+            await bus.call(message, timeout=1.0)  # type: ignore[arg-type]
+        except ServiceUnavailable:
+            return False
+        return True
+
+    for _ in range(200):
+        if await attempt():
+            return
+        await asyncio.sleep(0.05)
+    raise TimeoutError(f"{type(message).__name__} was never answered")
 
 
 async def test_one_trace_spans_gateway_bus_service_and_store(client: tuple[httpx.AsyncClient, str]) -> None:
@@ -96,12 +119,12 @@ async def test_one_trace_spans_gateway_bus_service_and_store(client: tuple[httpx
         "send qry.identity.verify_key",
         "handle qry.identity.verify_key",
         "store.verify_key",
-        "send cmd.projects.create",
-        "handle cmd.projects.create",
+        "send cmd.projects.create_project",
+        "handle cmd.projects.create_project",
         "store.save",
     } <= in_trace
-    handler = next(s for s in spans if s.name == "handle cmd.projects.create")
-    sender = next(s for s in spans if s.name == "send cmd.projects.create")
+    handler = next(s for s in spans if s.name == "handle cmd.projects.create_project")
+    sender = next(s for s in spans if s.name == "send cmd.projects.create_project")
     assert handler.parent is not None and handler.parent.span_id == sender.context.span_id
 
 

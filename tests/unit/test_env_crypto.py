@@ -11,7 +11,7 @@ import pytest
 
 from stratus_contracts import masterkey
 from stratus_contracts.errors import DomainError
-from stratus_projects import crypto
+from stratus_projects.environments import crypto
 
 ENV = uuid.uuid4()
 

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal, TypeVar
 
 import msgspec
 
 from stratus_contracts.auth import Caller
 from stratus_contracts.events import Mode
-from stratus_contracts.reply import RebuildResult, RebuildView  # noqa: F401 - part of this contract
+from stratus_contracts.messages import Command, Query
+from stratus_contracts.reply import RebuildResult
 
 SERVICE = "audit"
+T = TypeVar("T")
 # The durable JetStream consumer the audit service reads `EVENTS` with.
 CONSUMER = "audit"
 
@@ -28,22 +30,12 @@ def is_audited(event_type: str) -> bool:
 Limit = Annotated[int, msgspec.Meta(ge=1, le=100)]
 
 
-class ListAuditEvents(msgspec.Struct, frozen=True, kw_only=True):
-    """Newest first, in the caller's account and mode only.
+class AuditCommand(Command[T], frozen=True, kw_only=True):
+    service: ClassVar[str] = SERVICE
 
-    `actor` matches the acting key, member or token id; `action` is an exact event type
-    (`key.created`) or a prefix ending in `.` or `*` (`key.`, `project.member_*`); `resource`
-    matches the event's resource id or any id the event refers to (e.g. the project of a
-    `project.member_added`); `created_gte <= created < created_lt`."""
 
-    caller: Caller
-    limit: Limit = 20
-    cursor: str | None = None
-    actor: str | None = None
-    action: str | None = None
-    resource: str | None = None
-    created_gte: datetime | None = None
-    created_lt: datetime | None = None
+class AuditQuery(Query[T], frozen=True, kw_only=True):
+    service: ClassVar[str] = SERVICE
 
 
 class AuditActor(msgspec.Struct, frozen=True, kw_only=True):
@@ -76,3 +68,26 @@ class AuditPage(msgspec.Struct, frozen=True, kw_only=True):
     data: list[AuditEvent]
     has_more: bool
     next_cursor: str | None = None
+
+
+class ListAuditEvents(AuditQuery[AuditPage], frozen=True, kw_only=True):
+    """Newest first, in the caller's account and mode only.
+
+    `actor` matches the acting key, member or token id; `action` is an exact event type
+    (`key.created`) or a prefix ending in `.` or `*` (`key.`, `project.member_*`); `resource`
+    matches the event's resource id or any id the event refers to (e.g. the project of a
+    `project.member_added`); `created_gte <= created < created_lt`."""
+
+    caller: Caller
+    limit: Limit = 20
+    cursor: str | None = None
+    actor: str | None = None
+    action: str | None = None
+    resource: str | None = None
+    created_gte: datetime | None = None
+    created_lt: datetime | None = None
+
+
+class RebuildReadModels(AuditCommand[RebuildResult], frozen=True, kw_only=True):
+    """Drop the audit read models and the durable consumer, then re-read the whole stream
+    (`stratus rebuild audit`); answers once the read models have reached the stream's end."""

@@ -1,4 +1,5 @@
-"""Environments and their variables (served by the projects service): commands, queries, views.
+"""Environments and their variables (served by the projects service): commands, queries, replies
+and public events.
 
 A project owns its environments (`env_…`); an environment owns a versioned map of variables.
 Every change to the map makes a new numbered config version (version 1 is the empty map the
@@ -16,9 +17,9 @@ from typing import Literal
 import msgspec
 
 from stratus_contracts.auth import Caller
-from stratus_contracts.events import Mode
-
-SERVICE = "projects"
+from stratus_contracts.events import Mode, event_type
+from stratus_contracts.projects import SERVICE as SERVICE  # environments live in projects
+from stratus_contracts.projects import ProjectsCommand, ProjectsQuery
 
 # Environments every project starts with, in this order.
 DEFAULT_ENVIRONMENTS: tuple[str, ...] = ("production", "staging")
@@ -54,48 +55,7 @@ def value_problem(value: str) -> str | None:
     return None
 
 
-# --- environments ------------------------------------------------------------------------------
-
-
-class CreateEnvironment(msgspec.Struct, frozen=True, kw_only=True):
-    caller: Caller
-    project_id: str
-    name: str
-    description: str = ""
-    branch: str | None = None
-    auto_deploy: bool = False
-
-
-class ReplaceEnvironment(msgspec.Struct, frozen=True, kw_only=True):
-    """PUT: the environment's settings become exactly these."""
-
-    caller: Caller
-    env_id: str
-    name: str
-    description: str = ""
-    branch: str | None = None
-    auto_deploy: bool = False
-    expected_version: int | None = None  # If-Match: apply only at this version, else 412
-
-
-class DeleteEnvironment(msgspec.Struct, frozen=True, kw_only=True):
-    caller: Caller
-    env_id: str
-    expected_version: int | None = None  # If-Match: apply only at this version, else 412
-
-
-class GetEnvironment(msgspec.Struct, frozen=True, kw_only=True):
-    caller: Caller
-    env_id: str
-
-
-class ListEnvironments(msgspec.Struct, frozen=True, kw_only=True):
-    """A project's environments, oldest first (production and staging lead)."""
-
-    caller: Caller
-    project_id: str
-    limit: int = 20
-    cursor: str | None = None
+# --- replies -----------------------------------------------------------------------------------
 
 
 class Environment(msgspec.Struct, frozen=True, kw_only=True):
@@ -114,36 +74,16 @@ class Environment(msgspec.Struct, frozen=True, kw_only=True):
     deleted: bool = False
 
 
+class EnvironmentUpdate(Environment, frozen=True, kw_only=True):
+    """`env.updated`: the environment after a PUT, and which settings it changed."""
+
+    changed: list[str]
+
+
 class EnvironmentPage(msgspec.Struct, frozen=True, kw_only=True):
     data: list[Environment]
     has_more: bool
     next_cursor: str | None = None
-
-
-# --- variables and config versions ---------------------------------------------------------
-
-
-class VarChange(msgspec.Struct, frozen=True, kw_only=True):
-    key: str
-    value: str
-    # None: keep the variable's current flag (a new variable is then not secret).
-    secret: bool | None = None
-
-
-class ChangeVars(msgspec.Struct, frozen=True, kw_only=True):
-    """Set and remove variables in one new config version (nothing changes: no new version).
-
-    `remove` names keys to delete (a missing one is 404 `env_var_not_found` unless
-    `missing_ok`); `prune` also deletes every key neither set nor listed in `keep`."""
-
-    caller: Caller
-    env_id: str
-    set: list[VarChange] = []
-    remove: list[str] = []
-    missing_ok: bool = False
-    prune: bool = False
-    keep: list[str] = []
-    expected_version: int | None = None  # If-Match on the environment's version, else 412
 
 
 class EnvVar(msgspec.Struct, frozen=True, kw_only=True):
@@ -156,40 +96,12 @@ class EnvVar(msgspec.Struct, frozen=True, kw_only=True):
     updated: datetime
 
 
-class ListEnvVars(msgspec.Struct, frozen=True, kw_only=True):
-    """The current variables, by key. `reveal` (admin scope) shows secret values and records
-    `secret.revealed` before answering."""
-
-    caller: Caller
-    env_id: str
-    limit: int = 20
-    cursor: str | None = None
-    reveal: bool = False
-
-
 class EnvVarPage(msgspec.Struct, frozen=True, kw_only=True):
     data: list[EnvVar]
     has_more: bool
     next_cursor: str | None = None
     config_version: int
     env_version: int  # the environment's version (ETag)
-
-
-class GetConfigVersion(msgspec.Struct, frozen=True, kw_only=True):
-    """One config version with every variable; `number` None: the current one."""
-
-    caller: Caller
-    env_id: str
-    number: int | None = None
-    reveal: bool = False
-    via: RevealVia = "version"
-
-
-class ListConfigVersions(msgspec.Struct, frozen=True, kw_only=True):
-    caller: Caller
-    env_id: str
-    limit: int = 20
-    cursor: str | None = None
 
 
 class ConfigVersionSummary(msgspec.Struct, frozen=True, kw_only=True):
@@ -225,18 +137,6 @@ class ConfigVersionPage(msgspec.Struct, frozen=True, kw_only=True):
     next_cursor: str | None = None
 
 
-# --- master key rotation (operator command: no caller) -------------------------------------
-
-
-class RewrapDataKeys(msgspec.Struct, frozen=True, kw_only=True):
-    """Re-wrap every data key under the service's current master key (`stratus secrets
-    rotate-master-key`). With `expected_kek_id`, a replica whose current master key has another
-    id refuses (409 `master_key_mismatch`), so a rotation never runs on a replica that was not
-    restarted with the new key yet."""
-
-    expected_kek_id: str | None = None
-
-
 class RewrapCount(msgspec.Struct, frozen=True, kw_only=True):
     total: int  # data keys in this mode
     rewrapped: int  # re-wrapped by this command
@@ -246,3 +146,151 @@ class RewrapCount(msgspec.Struct, frozen=True, kw_only=True):
 class RewrapResult(msgspec.Struct, frozen=True, kw_only=True):
     kek_id: str  # the master key every data key is now wrapped with (unless `unavailable`)
     modes: dict[str, RewrapCount]
+
+
+# --- environments ------------------------------------------------------------------------------
+
+
+class CreateEnvironment(ProjectsCommand[Environment], frozen=True, kw_only=True):
+    caller: Caller
+    project_id: str
+    name: str
+    description: str = ""
+    branch: str | None = None
+    auto_deploy: bool = False
+
+
+class ReplaceEnvironment(ProjectsCommand[Environment], frozen=True, kw_only=True):
+    """PUT: the environment's settings become exactly these."""
+
+    caller: Caller
+    env_id: str
+    name: str
+    description: str = ""
+    branch: str | None = None
+    auto_deploy: bool = False
+    expected_version: int | None = None  # If-Match: apply only at this version, else 412
+
+
+class DeleteEnvironment(ProjectsCommand[Environment], frozen=True, kw_only=True):
+    caller: Caller
+    env_id: str
+    expected_version: int | None = None  # If-Match: apply only at this version, else 412
+
+
+class GetEnvironment(ProjectsQuery[Environment], frozen=True, kw_only=True):
+    caller: Caller
+    env_id: str
+
+
+class ListEnvironments(ProjectsQuery[EnvironmentPage], frozen=True, kw_only=True):
+    """A project's environments, oldest first (production and staging lead)."""
+
+    caller: Caller
+    project_id: str
+    limit: int = 20
+    cursor: str | None = None
+
+
+# --- variables and config versions ---------------------------------------------------------
+
+
+class VarChange(msgspec.Struct, frozen=True, kw_only=True):
+    key: str
+    value: str
+    # None: keep the variable's current flag (a new variable is then not secret).
+    secret: bool | None = None
+
+
+class ChangeVars(ProjectsCommand[ConfigVersion], frozen=True, kw_only=True):
+    """Set and remove variables in one new config version (nothing changes: no new version).
+
+    `remove` names keys to delete (a missing one is 404 `env_var_not_found` unless
+    `missing_ok`); `prune` also deletes every key neither set nor listed in `keep`."""
+
+    caller: Caller
+    env_id: str
+    set: list[VarChange] = []
+    remove: list[str] = []
+    missing_ok: bool = False
+    prune: bool = False
+    keep: list[str] = []
+    expected_version: int | None = None  # If-Match on the environment's version, else 412
+
+
+class ListEnvVars(ProjectsQuery[EnvVarPage], frozen=True, kw_only=True):
+    """The current variables, by key. `reveal` (admin scope) shows secret values and records
+    `secret.revealed` before answering."""
+
+    caller: Caller
+    env_id: str
+    limit: int = 20
+    cursor: str | None = None
+    reveal: bool = False
+
+
+class GetConfigVersion(ProjectsQuery[ConfigVersion], frozen=True, kw_only=True):
+    """One config version with every variable; `number` None: the current one."""
+
+    caller: Caller
+    env_id: str
+    number: int | None = None
+    reveal: bool = False
+    via: RevealVia = "version"
+
+
+class ListConfigVersions(ProjectsQuery[ConfigVersionPage], frozen=True, kw_only=True):
+    caller: Caller
+    env_id: str
+    limit: int = 20
+    cursor: str | None = None
+
+
+# --- master key rotation (operator command: no caller) -------------------------------------
+
+
+class RewrapDataKeys(ProjectsCommand[RewrapResult], frozen=True, kw_only=True):
+    """Re-wrap every data key under the service's current master key (`stratus secrets
+    rotate-master-key`). With `expected_kek_id`, a replica whose current master key has another
+    id refuses (409 `master_key_mismatch`), so a rotation never runs on a replica that was not
+    restarted with the new key yet."""
+
+    expected_kek_id: str | None = None
+
+
+# --- public events -----------------------------------------------------------------------------
+
+
+class EnvVarsChange(msgspec.Struct, frozen=True, kw_only=True):
+    """`env.vars.changed`: which keys a new config version set and removed (never a value)."""
+
+    environment_id: str
+    project_id: str
+    environment: str  # the environment's name
+    version: int  # the config version the change made
+    changed: list[str]
+    removed: list[str]
+
+
+class SecretReveal(msgspec.Struct, frozen=True, kw_only=True):
+    """`secret.revealed`: secret values were shown to a caller; the names of the keys shown."""
+
+    environment_id: str
+    project_id: str
+    environment: str
+    config_version: int
+    keys: list[str]
+    via: RevealVia
+
+
+ENV_CREATED = event_type("env.created", Environment, "An environment was created.")
+ENV_UPDATED = event_type(
+    "env.updated", EnvironmentUpdate, "An environment's settings changed (`changed` names them)."
+)
+ENV_DELETED = event_type("env.deleted", Environment, "An environment was deleted (its final state).")
+ENV_VARS_CHANGED = event_type(
+    "env.vars.changed", EnvVarsChange, "A new config version of an environment's variables was made."
+)
+SECRET_REVEALED = event_type(
+    "secret.revealed", SecretReveal, "Secret values of an environment were shown to a caller."
+)

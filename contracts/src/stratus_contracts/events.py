@@ -1,13 +1,23 @@
-"""The public event envelope published to the JetStream stream `EVENTS` (see API.md, Events)."""
+"""Public events: the envelope published to the JetStream stream `EVENTS` (see API.md, Events) and
+the catalogue of event types, each with the typed Struct its `data` carries.
+
+A contract module declares its service's event types with `event_type(...)`; the service's
+publisher builds events only through them, so every event on the stream has a catalogued type
+and `data` of its declared Struct. The catalogue is what the webhook catalogue (`GET
+/v1/event-types`) and an AsyncAPI document are generated from (`schema()`).
+"""
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Generic, Literal, TypeVar
 
 import msgspec
 
+from stratus_contracts import subjects
+
 Mode = Literal["live", "test"]
+D = TypeVar("D")
 
 
 class Actor(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
@@ -21,12 +31,81 @@ class Actor(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     request_id: str | None = None
 
 
-class Event(msgspec.Struct, frozen=True, kw_only=True):
+class Event(msgspec.Struct, Generic[D], frozen=True, kw_only=True):
+    """`Event` decodes any event (`data` as plain JSON); `Event[T]` one whose data is a `T`."""
+
     id: str
     object: Literal["event"] = "event"
     type: str
     created: datetime
     mode: Mode
     account: str
-    data: dict[str, Any]
+    data: D
     actor: Actor | None = None
+
+
+class EventType(Generic[D]):
+    """One catalogued event type: `project.created`, whose `data` is a `Project`.
+
+    Its subject is `evt.<mode>.<account>.<aggregate>.<event>`: the aggregate is the type's
+    first word, the event the rest with dots as underscores (`env.vars.changed` travels on
+    `evt.live.acct_….env.vars_changed`)."""
+
+    def __init__(self, name: str, data: type[D], description: str) -> None:
+        aggregate, _, rest = name.partition(".")
+        if not rest:
+            raise ValueError(f"event type {name!r} needs a resource and a past-tense verb")
+        self.name = name
+        self.data = data
+        self.description = description
+        self.aggregate = aggregate
+        self.token = rest.replace(".", "_")
+
+    def subject(self, mode: str, account: str) -> str:
+        return subjects.event(mode, account, self.aggregate, self.token)
+
+    def event(
+        self, *, id: str, created: datetime, mode: Mode, account: str, data: D, actor: Actor | None
+    ) -> Event[D]:
+        if not isinstance(data, self.data):
+            raise TypeError(f"{self.name} carries {self.data.__name__}, not {type(data).__name__}")
+        return Event(
+            id=id, type=self.name, created=created, mode=mode, account=account, data=data, actor=actor
+        )
+
+    def __repr__(self) -> str:
+        return f"EventType({self.name!r}, {self.data.__name__})"
+
+
+CATALOGUE: dict[str, EventType[Any]] = {}
+
+
+def event_type(name: str, data: type[D], description: str) -> EventType[D]:
+    """Declare a public event type (once, in its service's contract module)."""
+    if name in CATALOGUE:
+        raise ValueError(f"event type {name!r} is declared twice")
+    CATALOGUE[name] = declared = EventType(name, data, description)
+    return declared
+
+
+def catalogue() -> dict[str, EventType[Any]]:
+    """Every event type of every service (importing their contract modules declares them)."""
+    from stratus_contracts import audit, envs, identity, projects  # noqa: F401 - they declare types
+
+    return dict(sorted(CATALOGUE.items()))
+
+
+def schema() -> dict[str, Any]:
+    """JSON Schema of every event type's `data`: `{"types": {name: {"description", "data":
+    {"$ref"}}}, "components": {...}}`, for the webhook catalogue and an AsyncAPI document."""
+    types = catalogue()
+    refs, components = msgspec.json.schema_components(
+        [t.data for t in types.values()], ref_template="#/components/schemas/{name}"
+    )
+    return {
+        "types": {
+            name: {"description": t.description, "subject": f"evt.*.*.{t.aggregate}.{t.token}", "data": ref}
+            for (name, t), ref in zip(types.items(), refs, strict=True)
+        },
+        "components": components,
+    }

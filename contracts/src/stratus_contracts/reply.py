@@ -1,4 +1,5 @@
-"""The reply envelope of every request over the bus: a result or a typed error, never both."""
+"""The reply envelope of every request over the bus (a result or a typed error, never both), and
+the few messages every service shares."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ class Reply(msgspec.Struct, Generic[T], frozen=True, kw_only=True, omit_defaults
 
 
 class Ping(msgspec.Struct, frozen=True, kw_only=True):
-    pass
+    """Every service answers `qry.<service>.ping` (see `subjects.ping`) with a `Pong`."""
 
 
 class Pong(msgspec.Struct, frozen=True, kw_only=True):
@@ -27,9 +28,5 @@ class Pong(msgspec.Struct, frozen=True, kw_only=True):
     instance: str
 
 
-class RebuildView(msgspec.Struct, frozen=True, kw_only=True):
-    """Drop a service's read model and replay it from its source (`cmd.<service>.rebuild_view`)."""
-
-
 class RebuildResult(msgspec.Struct, frozen=True, kw_only=True):
-    modes: dict[str, int]  # mode -> rows in the rebuilt view
+    modes: dict[str, int]  # partition (mode) -> rows in the rebuilt read models

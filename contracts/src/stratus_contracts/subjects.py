@@ -1,17 +1,14 @@
-"""NATS subject names. Every subject is built here, never by string formatting at a call site."""
+"""NATS subject names that are not a message type's own.
+
+Commands and queries travel on the subject their type declares (`CreateProject.subject`, see
+`stratus_contracts.messages`); what is built here are the event subjects, the queue groups and
+the ping every service answers. Nothing else formats a subject.
+"""
 
 from __future__ import annotations
 
 EVENTS_STREAM = "EVENTS"
 EVENTS_SUBJECTS = "evt.>"
-
-
-def command(service: str, verb: str) -> str:
-    return f"cmd.{service}.{verb}"
-
-
-def query(service: str, name: str) -> str:
-    return f"qry.{service}.{name}"
 
 
 def event(mode: str, account: str, aggregate: str, name: str) -> str:
@@ -24,4 +21,4 @@ def queue_group(service: str) -> str:
 
 
 def ping(service: str) -> str:
-    return query(service, "ping")
+    return f"qry.{service}.ping"

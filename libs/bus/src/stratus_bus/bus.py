@@ -1,8 +1,15 @@
-"""Request/reply over NATS with msgspec-typed payloads, typed error replies and W3C trace context.
+"""Request/reply over NATS with msgspec-typed messages, typed error replies and W3C trace context.
 
-Requests and replies are MessagePack. A reply is `Reply[T]`: either a result or an `ErrorReply`
-whose `code` comes from the contracts' catalogue. Endpoints subscribe in a queue group, so N
-replicas of a service share the work.
+A request is a contract message (`stratus_contracts.messages`): `await bus.call(CreateProject(…))`
+sends it on `CreateProject.subject` and returns a `CreateProject.returns`. On the wire a request
+is one MessagePack array `[request_id, traceparent, message]` (an `Envelope`) and a reply is a
+`Reply[T]`: a result or an `ErrorReply` whose `code` comes from the contracts' catalogue. The
+request id and trace context travel in the payload rather than in NATS headers, which nats-py
+parses in Python at a cost comparable to the rest of a round trip (docs/performance.md).
+
+Services receive with `serve`: the callback gets the decoded envelope and the reply subject and
+must not block (the service kit queues the work and answers later with `respond`), so one
+subscription keeps many requests in flight instead of handling them one at a time.
 """
 
 from __future__ import annotations
@@ -13,7 +20,7 @@ import functools
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 import msgspec
 import nats
@@ -29,22 +36,39 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 from stratus_bus.config import request_timeout
 from stratus_contracts import subjects
 from stratus_contracts.errors import DomainError, ErrorReply
+from stratus_contracts.messages import Message
 from stratus_contracts.reply import Reply
-from stratus_telemetry import request_id_var
+from stratus_telemetry import TRACING, request_id_var
 
 log = logging.getLogger("stratus.bus")
 _tracer = trace.get_tracer("stratus.bus")
-REQUEST_ID_HEADER = "Stratus-Request-Id"
 
 T = TypeVar("T")
-R = TypeVar("R")
+B = TypeVar("B")
 
 _encoder = msgspec.msgpack.Encoder()
 
 
+class Envelope(msgspec.Struct, Generic[B], frozen=True, array_like=True):
+    """What travels as a request: the message with the request id and trace context it runs in."""
+
+    request_id: str | None
+    traceparent: str | None
+    body: B
+
+
 @functools.cache
-def _decoder(tp: Any) -> msgspec.msgpack.Decoder[Any]:
-    return msgspec.msgpack.Decoder(tp)
+def _reply_decoder(result_type: Any) -> msgspec.msgpack.Decoder[Any]:
+    return msgspec.msgpack.Decoder(Reply[result_type])
+
+
+@functools.cache
+def envelope_decoder(body_type: Any) -> msgspec.msgpack.Decoder[Any]:
+    return msgspec.msgpack.Decoder(Envelope[body_type])
+
+
+def encode_reply(reply: Reply[Any]) -> bytes:
+    return _encoder.encode(reply)
 
 
 class RemoteError(Exception):
@@ -96,11 +120,39 @@ def replayed() -> bool:
     return note is not None and note.replayed
 
 
+def traceparent() -> str | None:
+    """The current span's W3C traceparent, or None when nothing records spans."""
+    if not TRACING.recording:
+        return None
+    carrier: dict[str, str] = {}
+    propagate.inject(carrier)
+    return carrier.get("traceparent")
+
+
+def reply_to(result: Any) -> Reply[Any]:
+    if isinstance(result, Replayed):
+        return Reply(result=result.result, replayed=True)
+    return Reply(result=result)
+
+
+def error_reply(exc: BaseException, subject: str) -> Reply[Any]:
+    """The reply for a handler that raised: its typed error, or a bare `internal_error` (the
+    details stay in this process's log, never in the reply)."""
+    if isinstance(exc, DomainError):
+        return Reply(error=exc.reply)
+    if isinstance(exc, msgspec.ValidationError):
+        return Reply(error=ErrorReply(code="bad_request", message=str(exc)))
+    log.error("handler failed", exc_info=exc, extra={"subject": subject})
+    return Reply(error=ErrorReply(code="internal_error", message="internal error"))
+
+
 class Bus:
     def __init__(self, nc: NATS) -> None:
         self.nc = nc
         self.js = nc.jetstream()
         self._reconnect_callbacks: list[Callable[[], None]] = []
+        self._timeout = request_timeout()
+        self._answering: set[asyncio.Task[None]] = set()  # held, so they are not collected early
 
     @classmethod
     async def connect(cls, url: str, name: str) -> Bus:
@@ -145,90 +197,118 @@ class Bus:
                 # Another process created it in between; that is what we wanted.
                 await self.js.stream_info(subjects.EVENTS_STREAM)
 
-    async def request(
+    async def call(
         self,
-        subject: str,
-        message: msgspec.Struct,
-        result_type: type[T],
+        message: Message[T],
         *,
         timeout: float | None = None,
+        subject: str | None = None,
+        returns: type[Any] | None = None,
     ) -> T:
-        """Send a typed request and return the typed result.
+        """Send a command or query to its service and return its typed result.
 
-        Raises RemoteError (typed error reply), ServiceTimeout or ServiceUnavailable.
+        `subject` and `returns` default to the message type's own (only messages every service
+        answers, such as `Ping`, pass them). Raises RemoteError (a typed error reply),
+        ServiceTimeout or ServiceUnavailable.
         """
-        headers: dict[str, str] = {}
-        with _tracer.start_as_current_span(f"send {subject}", kind=SpanKind.CLIENT) as span:
-            span.set_attribute("messaging.system", "nats")
-            span.set_attribute("messaging.destination.name", subject)
-            propagate.inject(headers)
-            request_id = request_id_var.get()
-            if request_id:
-                headers[REQUEST_ID_HEADER] = request_id
-            try:
-                msg = await self.nc.request(
-                    subject,
-                    _encoder.encode(message),
-                    timeout=timeout or request_timeout(),
-                    headers=headers,
-                )
-            except NoRespondersError as exc:
-                span.set_status(Status(StatusCode.ERROR, "no responders"))
-                raise ServiceUnavailable(subject) from exc
-            except NatsTimeout as exc:
-                span.set_status(Status(StatusCode.ERROR, "timeout"))
-                raise ServiceTimeout(subject) from exc
-            reply = _decoder(Reply[result_type]).decode(msg.data)
-            if reply.error is not None:
-                span.set_attribute("stratus.error_code", reply.error.code)
-                raise RemoteError(reply.error)
-            if reply.replayed and (note := _replay_note.get()) is not None:
-                note.replayed = True
-            return reply.result  # type: ignore[return-value]
+        subject = subject or type(message).subject
+        result_type = returns or type(message).returns
+        if TRACING.recording:
+            with _tracer.start_as_current_span(f"send {subject}", kind=SpanKind.CLIENT) as span:
+                span.set_attribute("messaging.system", "nats")
+                span.set_attribute("messaging.destination.name", subject)
+                try:
+                    return await self._call(subject, message, result_type, timeout, traceparent())
+                except RemoteError as exc:
+                    span.set_attribute("stratus.error_code", exc.error.code)
+                    raise
+                except (ServiceUnavailable, ServiceTimeout) as exc:
+                    span.set_status(Status(StatusCode.ERROR, type(exc).__name__))
+                    raise
+        return await self._call(subject, message, result_type, timeout, None)
+
+    async def _call(
+        self, subject: str, message: Any, result_type: Any, timeout: float | None, parent: str | None
+    ) -> Any:
+        payload = _encoder.encode(Envelope(request_id_var.get(), parent, message))
+        try:
+            msg = await self.nc.request(subject, payload, timeout=timeout or self._timeout)
+        except NoRespondersError as exc:
+            raise ServiceUnavailable(subject) from exc
+        except NatsTimeout as exc:
+            raise ServiceTimeout(subject) from exc
+        reply = _reply_decoder(result_type).decode(msg.data)
+        if reply.error is not None:
+            raise RemoteError(reply.error)
+        if reply.replayed and (note := _replay_note.get()) is not None:
+            note.replayed = True
+        return reply.result
 
     async def serve(
         self,
         subject: str,
-        request_type: type[R],
-        handler: Callable[[R], Awaitable[Any]],
+        body_type: type[B],
+        on_request: Callable[[Envelope[B], str], None],
         *,
         queue: str,
     ) -> Subscription:
-        """Answer requests on `subject` in queue group `queue` with `handler`'s typed result."""
-        decoder = _decoder(request_type)
+        """Deliver requests on `subject` (queue group `queue`) to `on_request(envelope,
+        reply_subject)`, which must return at once; answer with `respond`. A payload that does
+        not decode is answered `bad_request` here."""
+        decoder = envelope_decoder(body_type)
 
         async def on_message(msg: Msg) -> None:
-            headers = msg.headers or {}
-            token = request_id_var.set(headers.get(REQUEST_ID_HEADER))
-            ctx = propagate.extract(headers)
-            with _tracer.start_as_current_span(
-                f"handle {subject}", context=ctx, kind=SpanKind.SERVER
-            ) as span:
-                span.set_attribute("messaging.system", "nats")
-                span.set_attribute("messaging.destination.name", subject)
-                try:
-                    request = decoder.decode(msg.data)
-                    result = await handler(request)
-                    if isinstance(result, Replayed):
-                        reply: Reply[Any] = Reply(result=result.result, replayed=True)
-                    else:
-                        reply = Reply(result=result)
-                except DomainError as exc:
-                    span.set_attribute("stratus.error_code", exc.reply.code)
-                    reply = Reply(error=exc.reply)
-                except msgspec.ValidationError as exc:
-                    reply = Reply(error=ErrorReply(code="bad_request", message=str(exc)))
-                except Exception:
-                    # The caller gets a typed 500; the details stay in our logs, never in the reply.
-                    log.exception("handler failed", extra={"subject": subject})
-                    span.set_status(Status(StatusCode.ERROR))
-                    reply = Reply(error=ErrorReply(code="internal_error", message="internal error"))
-                finally:
-                    request_id_var.reset(token)
+            try:
+                envelope = decoder.decode(msg.data)
+            except msgspec.DecodeError as exc:
                 if msg.reply:
-                    await msg.respond(_encoder.encode(reply))
+                    await self.respond(
+                        msg.reply, Reply(error=ErrorReply(code="bad_request", message=str(exc)))
+                    )
+                return
+            on_request(envelope, msg.reply)
 
         return await self.nc.subscribe(subject, queue=queue, cb=on_message)
+
+    async def respond(self, reply_subject: str, reply: Reply[Any]) -> None:
+        if reply_subject:
+            await self.nc.publish(reply_subject, _encoder.encode(reply))
+
+    async def serve_simple(
+        self,
+        subject: str,
+        body_type: type[B],
+        handler: Callable[[B], Awaitable[Any]],
+        *,
+        queue: str,
+    ) -> Subscription:
+        """Answer requests with an async `handler`, one at a time (for cheap answers on the event
+        loop, such as a ping)."""
+
+        def on_request(envelope: Envelope[B], reply_subject: str) -> None:
+            task = asyncio.get_running_loop().create_task(
+                self._answer(subject, handler, envelope, reply_subject)
+            )
+            self._answering.add(task)
+            task.add_done_callback(self._answering.discard)
+
+        return await self.serve(subject, body_type, on_request, queue=queue)
+
+    async def _answer(
+        self,
+        subject: str,
+        handler: Callable[[Any], Awaitable[Any]],
+        envelope: Envelope[Any],
+        reply_subject: str,
+    ) -> None:
+        token = request_id_var.set(envelope.request_id)
+        try:
+            reply = reply_to(await handler(envelope.body))
+        except Exception as exc:
+            reply = error_reply(exc, subject)
+        finally:
+            request_id_var.reset(token)
+        await self.respond(reply_subject, reply)
 
     async def drain(self, timeout: float = 10.0) -> None:
         """Finish in-flight messages, then close. Bounded: with NATS gone, drain would wait forever."""

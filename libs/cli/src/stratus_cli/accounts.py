@@ -20,18 +20,16 @@ import nats
 from stratus_bus import Bus, RemoteError, ServiceTimeout, ServiceUnavailable
 from stratus_cli import natsserver, stackfile
 from stratus_cli.rebuild import NotRunning, locate_bus
-from stratus_contracts import keys, subjects
+from stratus_contracts import keys
 from stratus_contracts.identity import (
     PLANS,
     AccountCreatedResult,
-    AccountView,
     Bootstrap,
     BootstrapResult,
     CreateAccount,
     EnsureKey,
     NewKey,
     Plan,
-    Principal,
     SetPlan,
     VerifyKey,
 )
@@ -88,11 +86,8 @@ async def bootstrap(bus: Bus, data_dir: Path, admin: AdminKeys, plan: Plan = "fr
     Safe to repeat with the same `admin` keys: when an earlier attempt was applied but its reply
     was lost, the account already holds these keys, and they are saved then.
     """
-    result = await bus.request(
-        subjects.command("identity", "bootstrap"),
-        Bootstrap(keys=[new_key(admin.live), new_key(admin.test)], plan=plan),
-        BootstrapResult,
-        timeout=TIMEOUT,
+    result = await bus.call(
+        Bootstrap(keys=[new_key(admin.live), new_key(admin.test)], plan=plan), timeout=TIMEOUT
     )
     if result.created or (
         stackfile.read_credentials(data_dir) is None and await _holds(bus, result, admin.live)
@@ -107,24 +102,14 @@ async def bootstrap(bus: Bus, data_dir: Path, admin: AdminKeys, plan: Plan = "fr
 async def _holds(bus: Bus, account: BootstrapResult, secret: str) -> bool:
     """Whether `secret` is an active key of `account` (our own earlier bootstrap attempt)."""
     try:
-        principal = await bus.request(
-            subjects.query("identity", "verify_key"),
-            VerifyKey(secret_hash=keys.hash_secret(secret)),
-            Principal,
-            timeout=TIMEOUT,
-        )
+        principal = await bus.call(VerifyKey(secret_hash=keys.hash_secret(secret)), timeout=TIMEOUT)
     except RemoteError:
         return False
     return principal.account_id == account.account_id
 
 
 async def ensure_admin_key(bus: Bus, secret: str) -> BootstrapResult:
-    result = await bus.request(
-        subjects.command("identity", "ensure_key"),
-        EnsureKey(key=new_key(secret)),
-        BootstrapResult,
-        timeout=TIMEOUT,
-    )
+    result = await bus.call(EnsureKey(key=new_key(secret)), timeout=TIMEOUT)
     log.info(
         "STRATUS_ADMIN_KEY ensured",
         extra={"hint": keys.hint(secret), "key_created": result.created, "key_ids": result.key_ids},
@@ -135,7 +120,7 @@ async def ensure_admin_key(bus: Bus, secret: str) -> BootstrapResult:
 # --- `stratus accounts create|set-plan`: operator commands against a running stack -------------
 
 
-async def _operate(message: Any, verb: str, result_type: type[Any]) -> Any:
+async def _operate(message: Any) -> Any:
     """Send one identity command through the running stack's bus and return its result."""
     url = locate_bus()
     try:
@@ -143,9 +128,7 @@ async def _operate(message: Any, verb: str, result_type: type[Any]) -> Any:
     except (OSError, TimeoutError, nats.errors.Error) as exc:
         raise NotRunning(f"the stack is not running: cannot reach NATS at {url} ({exc!r})") from exc
     try:
-        return await Bus(nc).request(
-            subjects.command("identity", verb), message, result_type, timeout=TIMEOUT
-        )
+        return await Bus(nc).call(message, timeout=TIMEOUT)
     except ServiceUnavailable as exc:
         raise NotRunning(f"the identity service is not running (nobody answers on {url})") from exc
     finally:
@@ -156,7 +139,7 @@ async def create_account(name: str, plan: Plan) -> tuple[AccountCreatedResult, A
     """A new tenant with one admin key per mode; the secrets exist only in the return value."""
     admin = AdminKeys.generate()
     message = CreateAccount(name=name, plan=plan, keys=[new_key(admin.live), new_key(admin.test)])
-    return await _operate(message, "create_account", AccountCreatedResult), admin
+    return await _operate(message), admin
 
 
 def _run(coro: Any) -> tuple[int, Any]:
@@ -199,7 +182,7 @@ def main_create(name: str, plan: Plan, as_json: bool) -> int:
 
 
 def main_set_plan(account_id: str, plan: Plan) -> int:
-    code, account = _run(_operate(SetPlan(account_id=account_id, plan=plan), "set_plan", AccountView))
+    code, account = _run(_operate(SetPlan(account_id=account_id, plan=plan)))
     if code:
         return code
     print(json.dumps({"id": account.id, "name": account.name, "plan": account.plan}))

@@ -8,6 +8,8 @@ import sys
 from collections.abc import Sequence
 from importlib.metadata import PackageNotFoundError, version
 
+from stratus_contracts import services
+
 
 def _version() -> str:
     try:
@@ -180,7 +182,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Drop a service's read model and replay it from the event log; prints the "
         "number of rows per mode as JSON.",
     )
-    rebuild.add_argument("view", choices=["projects", "audit"], help="which read model to rebuild")
+    rebuild.add_argument("view", choices=services.rebuildable(), help="whose read models to rebuild")
     rebuild.set_defaults(handler=_rebuild)
     _add_accounts(commands)
     _add_secrets(commands)

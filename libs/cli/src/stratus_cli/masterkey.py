@@ -25,7 +25,7 @@ from stratus_bus import Bus, RemoteError, ServiceTimeout, ServiceUnavailable
 from stratus_cli import natsserver, stackfile
 from stratus_cli.config import data_dir
 from stratus_cli.rebuild import TIMEOUT, NotRunning, locate_bus
-from stratus_contracts import envs, masterkey, subjects
+from stratus_contracts import envs, masterkey
 
 KEY_FILE = "master.key"
 PREVIOUS_FILE = "master.key.previous"
@@ -87,12 +87,7 @@ async def rotate(expected: str | None) -> envs.RewrapResult:
     except (OSError, TimeoutError, nats.errors.Error) as exc:
         raise NotRunning(f"the stack is not running: cannot reach NATS at {url} ({exc!r})") from exc
     try:
-        return await Bus(nc).request(
-            subjects.command(envs.SERVICE, "rewrap_data_keys"),
-            envs.RewrapDataKeys(expected_kek_id=expected),
-            envs.RewrapResult,
-            timeout=TIMEOUT,
-        )
+        return await Bus(nc).call(envs.RewrapDataKeys(expected_kek_id=expected), timeout=TIMEOUT)
     except ServiceUnavailable as exc:
         raise NotRunning(f"the projects service is not running (nobody answers on {url})") from exc
     finally:

@@ -1,4 +1,4 @@
-"""`stratus rebuild projects|audit`: drop a service's read model and replay it from its source."""
+"""`stratus rebuild <service>`: drop a service's read models and replay them from their source."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ import nats
 from stratus_bus import Bus, RemoteError, ServiceTimeout, ServiceUnavailable
 from stratus_cli import natsserver, stackfile
 from stratus_cli.config import data_dir
-from stratus_contracts import subjects
-from stratus_contracts.reply import RebuildResult, RebuildView
+from stratus_contracts import services
+from stratus_contracts.reply import RebuildResult
 
 # A rebuild replays every event; give it far longer than an ordinary request.
 TIMEOUT = float(os.environ.get("STRATUS_REBUILD_TIMEOUT", "300"))
@@ -44,9 +44,7 @@ async def rebuild(view: str) -> RebuildResult:
     except (OSError, TimeoutError, nats.errors.Error) as exc:
         raise NotRunning(f"the stack is not running: cannot reach NATS at {url} ({exc!r})") from exc
     try:
-        return await Bus(nc).request(
-            subjects.command(view, "rebuild_view"), RebuildView(), RebuildResult, timeout=TIMEOUT
-        )
+        return await Bus(nc).call(services.BY_NAME[view].rebuild_message()(), timeout=TIMEOUT)
     except ServiceUnavailable as exc:
         raise NotRunning(f"the {view} service is not running (nobody answers on {url})") from exc
     finally:

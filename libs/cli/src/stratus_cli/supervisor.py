@@ -1,9 +1,10 @@
 """`stratus up`: run the whole stack on one machine, one OS process per service.
 
-Order: the bus (an embedded nats-server unless NATS_URL is set), identity, the account
-bootstrap, then projects, audit and the gateway. Ready means the gateway's /readyz answers 200; then
-`<data>/stack.json` tells other commands where the stack is. A child that exits is restarted
-with exponential backoff. SIGINT/SIGTERM stop the services first, then the bus, and exit 0.
+Order (`stratus_contracts.services`): the bus (an embedded nats-server unless NATS_URL is set),
+identity, the account bootstrap, then the other services and the gateway. Ready means the
+gateway's /readyz answers 200; then `<data>/stack.json` tells other commands where the stack is.
+A child that exits is restarted with exponential backoff. SIGINT/SIGTERM stop the services
+first, then the bus, and exit 0.
 """
 
 from __future__ import annotations
@@ -22,14 +23,12 @@ from stratus_bus import Bus, RemoteError, ServiceTimeout, ServiceUnavailable
 from stratus_cli import accounts, masterkey, natsserver, stackfile
 from stratus_cli.children import Child
 from stratus_cli.config import Settings, from_env
-from stratus_contracts import keys, subjects
+from stratus_contracts import keys, services, subjects
 from stratus_contracts.identity import BootstrapResult
 from stratus_contracts.reply import Ping, Pong
 from stratus_telemetry import configure_logging
 
 log = logging.getLogger("stratus.supervisor")
-
-SERVICES = ("identity", "projects", "audit", "gateway")
 
 
 class StartupError(Exception):
@@ -105,9 +104,9 @@ class Supervisor:
             raise StartupError(str(exc)) from exc
         for name in masterkey.SERVICE_VARIABLES:
             env.pop(name, None)
-        for name in SERVICES:
-            child_env = {**env, **secrets_env} if name == "projects" else env
-            self.services[name] = Child(name, [sys.executable, "-m", f"stratus_{name}"], child_env)
+        for spec in services.PROCESSES:
+            child_env = {**env, **secrets_env} if spec.holds_master_key else env
+            self.services[spec.name] = Child(spec.name, [sys.executable, "-m", spec.module], child_env)
 
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.settings.ready_timeout
@@ -117,15 +116,18 @@ class Supervisor:
             raise StartupError(str(exc)) from exc
         log.info("bus ready", extra={"nats_url": self.nats_url})
         bus = Bus(nc)
+        first = [s.name for s in services.SERVICES if s.bootstrap]
         try:
-            await self._launch(self.services["identity"])
-            await self._wait_ping(bus, "identity", deadline)
+            for name in first:
+                await self._launch(self.services[name])
+                await self._wait_ping(bus, name, deadline)
             self.bootstrap = await self._bootstrap(bus, deadline)
         finally:
             await natsserver.close_quietly(nc)
 
-        for name in ("projects", "audit", "gateway"):
-            await self._launch(self.services[name])
+        for spec in services.PROCESSES:
+            if spec.name not in first:
+                await self._launch(self.services[spec.name])
         await self._wait_ready(loop.time() + self.settings.ready_timeout)
         self.ready = True
         self._write_stack()
@@ -184,7 +186,7 @@ class Supervisor:
             if remaining <= 0:
                 raise StartupError(f"{name} did not answer {subject} in time")
             try:
-                return await bus.request(subject, Ping(), Pong, timeout=min(1.0, remaining))
+                return await bus.call(Ping(), subject=subject, returns=Pong, timeout=min(1.0, remaining))
             except (ServiceUnavailable, ServiceTimeout):
                 await asyncio.sleep(min(0.05, max(0.0, deadline - loop.time())))
 

@@ -1,30 +1,30 @@
-"""Query and command handlers of the audit service; SQLite calls run in a worker thread."""
+"""Audit handlers: the list query reads the caller's mode's read model (a worker thread runs it);
+the rebuild waits on the stream, so it runs on the event loop."""
 
 from __future__ import annotations
 
-import asyncio
 import os
+from datetime import datetime
 
-from stratus_audit.consumer import AuditConsumer
-from stratus_audit.view import AuditView
-from stratus_contracts.audit import AuditPage, ListAuditEvents, RebuildResult, RebuildView
+from stratus_audit.consumers import AuditConsumer
+from stratus_contracts import audit as c
+from stratus_contracts.reply import RebuildResult
+from stratus_kit import Decision, Handler, Local, State
 
 
 def rebuild_timeout() -> float:
     return float(os.environ.get("STRATUS_REBUILD_TIMEOUT", "300"))
 
 
-class AuditHandlers:
-    def __init__(self, views: dict[str, AuditView], consumer: AuditConsumer) -> None:
-        self.views = views
-        self.consumer = consumer
+def list_audit_events(q: c.ListAuditEvents, state: State, now: datetime) -> Decision:
+    # Each mode has its own file: a caller only ever reads its own mode's read model.
+    return (), state.read_model("audit").list(q)
 
-    def list_sync(self, q: ListAuditEvents) -> AuditPage:
-        # Each mode has its own file: a caller only ever reads its own mode's view.
-        return self.views[q.caller.mode].list(q)
 
-    async def list(self, q: ListAuditEvents) -> AuditPage:
-        return await asyncio.to_thread(self.list_sync, q)
+async def rebuild(cmd: c.RebuildReadModels, local: Local) -> RebuildResult:
+    consumer = local.consumers[c.CONSUMER]
+    assert isinstance(consumer, AuditConsumer)
+    return RebuildResult(modes=await consumer.rebuild(rebuild_timeout()))
 
-    async def rebuild(self, _: RebuildView) -> RebuildResult:
-        return RebuildResult(modes=await self.consumer.rebuild(rebuild_timeout()))
+
+HANDLERS: dict[type, Handler] = {c.ListAuditEvents: list_audit_events}

@@ -37,8 +37,6 @@ from stratus_telemetry import request_id_var
 
 log = logging.getLogger("stratus.gateway.auth")
 CHALLENGE = {"WWW-Authenticate": 'Bearer realm="stratus"'}
-_VERIFY = subjects.query(identity.SERVICE, "verify_key")
-_BY_ID = subjects.query(identity.SERVICE, "key_principal")
 _AUTH_FAILURES = frozenset({"invalid_api_key", "api_key_revoked", "key_expired", "key_not_found"})
 MAX_BEARER = 4096
 _MAX_HEADER = len("Bearer ") + MAX_BEARER
@@ -127,9 +125,9 @@ class Authenticator:
             return None
         return entry
 
-    async def _ask(self, subject: str, message: msgspec.Struct) -> Verified:
+    async def _ask(self, message: identity.VerifyKey | identity.GetKeyPrincipal) -> Verified:
         try:
-            return Verified(await self.bus.request(subject, message, identity.Principal))
+            return Verified(await self.bus.call(message))
         except RemoteError as exc:
             if exc.error.code in _AUTH_FAILURES:
                 code = "invalid_api_key" if exc.error.code == "key_not_found" else exc.error.code
@@ -152,7 +150,7 @@ class Authenticator:
         # Only a value that hashes to no cached key can be malformed: check it here.
         if keys.mode_of(secret) is None:
             raise _fail("malformed_api_key")
-        verified = await self._ask(_VERIFY, identity.VerifyKey(secret_hash=secret_hash))
+        verified = await self._ask(identity.VerifyKey(secret_hash=secret_hash))
         self._by_hash[secret_hash] = verified
         self._hashes.setdefault(verified.principal.key_id, set()).add(secret_hash)
         return verified
@@ -160,7 +158,7 @@ class Authenticator:
     async def key_by_id(self, key_id: str) -> Verified:
         verified = self._fresh(self._by_id.get(key_id))
         if verified is None:
-            verified = await self._ask(_BY_ID, identity.GetKeyPrincipal(key_id=key_id))
+            verified = await self._ask(identity.GetKeyPrincipal(key_id=key_id))
             self._by_id[key_id] = verified
         return verified
 

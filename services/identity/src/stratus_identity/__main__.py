@@ -1,7 +1,7 @@
 """Entry point: `python -m stratus_identity` runs one replica of the identity service."""
 
-from stratus_bus.runtime import run
-from stratus_identity.bootstrap import setup
+from stratus_identity.bootstrap import SERVICE
+from stratus_kit import run
 
 if __name__ == "__main__":
-    run("identity", setup)
+    run(SERVICE)

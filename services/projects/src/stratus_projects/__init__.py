@@ -1,1 +1,2 @@
-"""The projects service: owns projects, their event log and their list view."""
+"""The projects service: projects, their team access, and (in `environments`) their environments
+and variables."""

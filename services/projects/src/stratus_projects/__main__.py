@@ -1,7 +1,7 @@
 """Entry point: `python -m stratus_projects` runs one replica of the projects service."""
 
-from stratus_bus.runtime import run
-from stratus_projects.bootstrap import setup
+from stratus_kit import run
+from stratus_projects.bootstrap import SERVICE
 
 if __name__ == "__main__":
-    run("projects", setup)
+    run(SERVICE)

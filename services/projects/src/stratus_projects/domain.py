@@ -1,9 +1,9 @@
 """The project aggregate (with its team) and the project-name index: state, decisions, events.
 
-Pure: no I/O. Decisions take state and a command's values and return events, or raise a
-DomainError. Names are unique within an account and mode through a name-index aggregate whose id
-is derived from (account, name); saving the claim with the project lets the store's optimistic
-concurrency reject a second claim of the same name.
+Pure: no I/O, and the clock comes in as `now`. Decisions take state and a command's values and
+return events, or raise a DomainError. Names are unique within an account and mode through a
+name-index aggregate whose id is derived from (account, name); saving the claim with the project
+lets the store's optimistic concurrency reject a second claim of the same name.
 
 Team access lives in the project aggregate itself, so that rules spanning the whole team (a
 project that has an owner keeps at least one) are checked against one consistent version.
@@ -24,7 +24,7 @@ from stratus_contracts.errors import DomainError
 from stratus_contracts.events import Actor
 from stratus_contracts.ids import encode_id
 from stratus_contracts.projects import ROLES, Role
-from stratus_eventstore.model import DomainEvent, index_uuid, utcnow
+from stratus_eventstore.model import DomainEvent, index_uuid
 
 RANK: dict[Role, int] = {role: rank for rank, role in enumerate(ROLES)}
 
@@ -215,6 +215,12 @@ def project(state: object, events: Iterable[DomainEvent]) -> object:
     return state
 
 
+def after(state: Project | None, events: Iterable[DomainEvent]) -> Project:
+    """The project after the project's own events of a decision (index events are other
+    aggregates, and so are the default environments made with it)."""
+    return project(state, [e for e in events if isinstance(e, ProjectEvent)])  # type: ignore[return-value]
+
+
 # --- who may do what -------------------------------------------------------------------------
 
 
@@ -264,19 +270,22 @@ def require_unrestricted(caller: Caller) -> None:
 # --- decisions -------------------------------------------------------------------------------
 
 
-def _claim(index: NameIndex | None, account: str, name: str, project_id: uuid.UUID) -> ProjectNameClaimed:
+def _claim(
+    index: NameIndex | None, account: str, name: str, project_id: uuid.UUID, now: datetime
+) -> ProjectNameClaimed:
     if index is not None and index.project_id is not None and index.project_id != project_id:
         raise DomainError("project_name_taken", f"A project named {name!r} already exists in this account.")
     return ProjectNameClaimed(
         originator_id=name_index_id(account, name),
         originator_version=(index.version + 1) if index else 1,
+        timestamp=now,
         project_id=project_id,
     )
 
 
-def _release(index: NameIndex, project_id: uuid.UUID) -> ProjectNameReleased:
+def _release(index: NameIndex, project_id: uuid.UUID, now: datetime) -> ProjectNameReleased:
     return ProjectNameReleased(
-        originator_id=index.id, originator_version=index.version + 1, project_id=project_id
+        originator_id=index.id, originator_version=index.version + 1, timestamp=now, project_id=project_id
     )
 
 
@@ -287,10 +296,10 @@ def create(
     description: str,
     caller: Caller,
     index: NameIndex | None,
+    now: datetime,
 ) -> list[DomainEvent]:
     """A new project; a member-bound creator becomes its owner member in the same save."""
     require_unrestricted(caller)
-    now = utcnow()
     actor = caller.actor()
     events: list[DomainEvent] = [
         ProjectCreated(
@@ -315,7 +324,7 @@ def create(
                 role="owner",
             )
         )
-    return [*events, _claim(index, account, name, project_id)]
+    return [*events, _claim(index, account, name, project_id, now)]
 
 
 def update(
@@ -325,6 +334,7 @@ def update(
     new_index: NameIndex | None,
     old_index: NameIndex | None,
     actor: Actor,
+    now: datetime,
 ) -> list[DomainEvent]:
     if name == state.name:
         name = None
@@ -336,24 +346,27 @@ def update(
         ProjectUpdated(
             originator_id=state.id,
             originator_version=state.version + 1,
+            timestamp=now,
             actor=actor,
             name=name,
             description=description,
         )
     ]
     if name is not None:
-        events.append(_claim(new_index, state.account, name, state.id))
+        events.append(_claim(new_index, state.account, name, state.id, now))
         if old_index is not None and old_index.project_id == state.id:
-            events.append(_release(old_index, state.id))
+            events.append(_release(old_index, state.id, now))
     return events
 
 
-def delete(state: Project, index: NameIndex | None, actor: Actor) -> list[DomainEvent]:
+def delete(state: Project, index: NameIndex | None, actor: Actor, now: datetime) -> list[DomainEvent]:
     events: list[DomainEvent] = [
-        ProjectDeleted(originator_id=state.id, originator_version=state.version + 1, actor=actor)
+        ProjectDeleted(
+            originator_id=state.id, originator_version=state.version + 1, timestamp=now, actor=actor
+        )
     ]
     if index is not None and index.project_id == state.id:
-        events.append(_release(index, state.id))
+        events.append(_release(index, state.id, now))
     return events
 
 
@@ -375,6 +388,7 @@ def put_member(
     caller: Caller,
     member_id: str,
     role: Role,
+    now: datetime,
     expected_version: int | None = None,
     must_exist: bool = False,
 ) -> list[DomainEvent]:
@@ -396,6 +410,7 @@ def put_member(
             ProjectMemberAdded(
                 originator_id=state.id,
                 originator_version=state.version + 1,
+                timestamp=now,
                 actor=caller.actor(),
                 member_id=member_id,
                 role=role,
@@ -409,6 +424,7 @@ def put_member(
         ProjectMemberUpdated(
             originator_id=state.id,
             originator_version=state.version + 1,
+            timestamp=now,
             actor=caller.actor(),
             member_id=member_id,
             role=role,
@@ -417,7 +433,9 @@ def put_member(
     ]
 
 
-def member_left_account(state: Project | None, member_id: str, actor: Actor | None) -> list[DomainEvent]:
+def member_left_account(
+    state: Project | None, member_id: str, actor: Actor | None, now: datetime
+) -> list[DomainEvent]:
     """The member was removed from the account (identity's `member.deleted`): their role here
     goes, whatever it is. The last-owner rule does not apply: nobody can act as a member who is
     gone, and the account's unbound admin keys still manage the project."""
@@ -430,6 +448,7 @@ def member_left_account(state: Project | None, member_id: str, actor: Actor | No
         ProjectMemberRemoved(
             originator_id=state.id,
             originator_version=state.version + 1,
+            timestamp=now,
             actor=actor,
             member_id=member_id,
             role=current.role,
@@ -438,7 +457,7 @@ def member_left_account(state: Project | None, member_id: str, actor: Actor | No
 
 
 def remove_member(
-    state: Project, caller: Caller, member_id: str, expected_version: int | None = None
+    state: Project, caller: Caller, member_id: str, now: datetime, expected_version: int | None = None
 ) -> list[DomainEvent]:
     require_role(state, caller, "admin", "Managing team access")
     current = state.members.get(member_id)
@@ -452,6 +471,7 @@ def remove_member(
         ProjectMemberRemoved(
             originator_id=state.id,
             originator_version=state.version + 1,
+            timestamp=now,
             actor=caller.actor(),
             member_id=member_id,
             role=current.role,

@@ -11,7 +11,6 @@ from litestar.params import Parameter, QueryParameter
 
 from stratus_bus import Bus
 from stratus_contracts import audit as c
-from stratus_contracts import subjects
 from stratus_contracts.errors import FieldError
 from stratus_gateway.auth import caller
 from stratus_gateway.envelope import ListMeta, meta, ok
@@ -104,7 +103,7 @@ class AuditController(Controller):
             created_lt=_aware("created[lt]", created_lt),
         )
         bus: Bus = request.app.state["bus"]
-        page = await bus.request(subjects.query(c.SERVICE, "list"), q, c.AuditPage)
+        page = await bus.call(q)
         list_meta = ListMeta(
             request_id=meta().request_id, has_more=page.has_more, next_cursor=page.next_cursor
         )

@@ -20,7 +20,6 @@ from litestar.params import JSONBody, Parameter, PathParameter
 
 from stratus_bus import Bus
 from stratus_contracts import envs as c
-from stratus_contracts import subjects
 from stratus_gateway import dotenv
 from stratus_gateway.auth import caller
 from stratus_gateway.env_schemas import VarKey, VarsPost, decode_patch, patch_schema
@@ -101,7 +100,7 @@ def _check_reveal(request: Req, reveal: bool) -> None:
 
 
 async def _change(request: Req, cmd: c.ChangeVars) -> c.ConfigVersion:
-    return await _bus(request).request(subjects.command(c.SERVICE, "change_env_vars"), cmd, c.ConfigVersion)
+    return await _bus(request).call(cmd)
 
 
 def _version_response(version: c.ConfigVersion, *, created: bool = False) -> Response[Any]:
@@ -134,7 +133,7 @@ class EnvVarController(Controller):
     ) -> Response[VarListEnvelope]:
         _check_reveal(request, reveal)
         q = c.ListEnvVars(caller=caller(request), env_id=env_id, limit=limit, cursor=cursor, reveal=reveal)
-        page = await _bus(request).request(subjects.query(c.SERVICE, "list_env_vars"), q, c.EnvVarPage)
+        page = await _bus(request).call(q)
         list_meta = VarListMeta(
             request_id=meta().request_id,
             has_more=page.has_more,
@@ -227,9 +226,7 @@ class EnvVarController(Controller):
         cursor: Cursor = None,
     ) -> Response[ConfigVersionListEnvelope]:
         q = c.ListConfigVersions(caller=caller(request), env_id=env_id, limit=limit, cursor=cursor)
-        page = await _bus(request).request(
-            subjects.query(c.SERVICE, "list_env_versions"), q, c.ConfigVersionPage
-        )
+        page = await _bus(request).call(q)
         list_meta = ListMeta(
             request_id=meta().request_id, has_more=page.has_more, next_cursor=page.next_cursor
         )
@@ -253,9 +250,7 @@ class EnvVarController(Controller):
     ) -> Response[ConfigVersionEnvelope]:
         _check_reveal(request, reveal)
         q = c.GetConfigVersion(caller=caller(request), env_id=env_id, number=number, reveal=reveal)
-        version = await _bus(request).request(
-            subjects.query(c.SERVICE, "get_env_version"), q, c.ConfigVersion
-        )
+        version = await _bus(request).call(q)
         headers = {**etag(version.env_version), **(NO_STORE if reveal else {})}
         return ok(ConfigVersionEnvelope(data=version, meta=meta()), headers=headers)
 
@@ -272,9 +267,7 @@ class EnvVarController(Controller):
     async def export_dotenv(self, request: Req, env_id: EnvId, reveal: Reveal = False) -> Response[str]:
         _check_reveal(request, reveal)
         q = c.GetConfigVersion(caller=caller(request), env_id=env_id, reveal=reveal, via="dotenv")
-        version = await _bus(request).request(
-            subjects.query(c.SERVICE, "get_env_version"), q, c.ConfigVersion
-        )
+        version = await _bus(request).call(q)
         headers = {**etag(version.env_version), **(NO_STORE if reveal else {})}
         return Response(dotenv.render(version), media_type=MediaType.TEXT, headers=headers)
 

@@ -16,7 +16,6 @@ from litestar.params import JSONBody, PathParameter
 
 from stratus_bus import Bus
 from stratus_contracts import envs as c
-from stratus_contracts import subjects
 from stratus_gateway.auth import caller
 from stratus_gateway.env_schemas import EnvCreate, EnvReplace
 from stratus_gateway.envelope import ListMeta, Meta, meta, ok
@@ -64,7 +63,7 @@ class ProjectEnvController(Controller):
         cursor: Cursor = None,
     ) -> Response[EnvListEnvelope]:
         q = c.ListEnvironments(caller=caller(request), project_id=project_id, limit=limit, cursor=cursor)
-        page = await _bus(request).request(subjects.query(c.SERVICE, "list_envs"), q, c.EnvironmentPage)
+        page = await _bus(request).call(q)
         list_meta = ListMeta(
             request_id=meta().request_id, has_more=page.has_more, next_cursor=page.next_cursor
         )
@@ -96,7 +95,7 @@ class ProjectEnvController(Controller):
             branch=data.branch,
             auto_deploy=data.auto_deploy,
         )
-        env = await _bus(request).request(subjects.command(c.SERVICE, "create_env"), cmd, c.Environment)
+        env = await _bus(request).call(cmd)
         return ok(
             EnvEnvelope(data=env, meta=meta()),
             status=201,
@@ -117,7 +116,7 @@ class EnvController(Controller):
     )
     async def get_env(self, request: Req, env_id: EnvId) -> Response[EnvEnvelope]:
         q = c.GetEnvironment(caller=caller(request), env_id=env_id)
-        env = await _bus(request).request(subjects.query(c.SERVICE, "get_env"), q, c.Environment)
+        env = await _bus(request).call(q)
         return ok(EnvEnvelope(data=env, meta=meta()), headers=etag(env.version))
 
     @put(
@@ -150,7 +149,7 @@ class EnvController(Controller):
             auto_deploy=data.auto_deploy,
             expected_version=parse_if_match(if_match).version,
         )
-        env = await _bus(request).request(subjects.command(c.SERVICE, "replace_env"), cmd, c.Environment)
+        env = await _bus(request).call(cmd)
         return ok(EnvEnvelope(data=env, meta=meta()), headers=etag(env.version))
 
     @delete(
@@ -168,5 +167,5 @@ class EnvController(Controller):
         cmd = c.DeleteEnvironment(
             caller=caller(request), env_id=env_id, expected_version=parse_if_match(if_match).version
         )
-        env = await _bus(request).request(subjects.command(c.SERVICE, "delete_env"), cmd, c.Environment)
+        env = await _bus(request).call(cmd)
         return ok(EnvEnvelope(data=env, meta=meta()), headers=etag(env.version))

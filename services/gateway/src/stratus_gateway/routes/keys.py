@@ -14,7 +14,7 @@ from litestar.params import JSONBody, Parameter, PathParameter
 
 from stratus_bus import Bus, replayed
 from stratus_contracts import identity as c
-from stratus_contracts import keys, subjects
+from stratus_contracts import keys
 from stratus_gateway.auth import caller
 from stratus_gateway.envelope import (
     KeyEnvelope,
@@ -86,7 +86,7 @@ class KeyController(Controller):
             expires_at=data.expires_at,
             member_id=data.member_id,
         )
-        view = await _bus(request).request(subjects.command(c.SERVICE, "create_key"), cmd, c.KeyView)
+        view = await _bus(request).call(cmd)
         return ok(
             KeyWithSecretEnvelope(data=_with_secret(view, secret), meta=meta()),
             status=201,
@@ -111,7 +111,7 @@ class KeyController(Controller):
         ] = None,
     ) -> Response[KeyListEnvelope]:
         q = c.ListKeys(caller=caller(request), limit=limit, cursor=cursor, revoked=revoked)
-        page = await _bus(request).request(subjects.query(c.SERVICE, "list_keys"), q, c.KeyPage)
+        page = await _bus(request).call(q)
         list_meta = ListMeta(
             request_id=meta().request_id, has_more=page.has_more, next_cursor=page.next_cursor
         )
@@ -127,7 +127,7 @@ class KeyController(Controller):
     )
     async def get_key(self, request: Req, key_id: KeyId) -> Response[KeyEnvelope]:
         q = c.GetKey(caller=caller(request), key_id=key_id)
-        view = await _bus(request).request(subjects.query(c.SERVICE, "get_key"), q, c.KeyView)
+        view = await _bus(request).call(q)
         [view] = await _with_usage(request, [view])
         return ok(KeyEnvelope(data=view, meta=meta()), headers=_etag(view))
 
@@ -158,7 +158,7 @@ class KeyController(Controller):
             expires_at=data.expires_at,
             expected_version=parse_if_match(if_match).version,
         )
-        view = await _bus(request).request(subjects.command(c.SERVICE, "update_key"), cmd, c.KeyView)
+        view = await _bus(request).call(cmd)
         [view] = await _with_usage(request, [view])
         return ok(KeyEnvelope(data=view, meta=meta()), headers=_etag(view))
 
@@ -179,7 +179,7 @@ class KeyController(Controller):
             key_id=key_id,
             expected_version=parse_if_match(if_match).version,
         )
-        view = await _bus(request).request(subjects.command(c.SERVICE, "revoke_key"), cmd, c.KeyView)
+        view = await _bus(request).call(cmd)
         return ok(KeyEnvelope(data=view, meta=meta()), headers=_etag(view))
 
     @post(
@@ -210,5 +210,5 @@ class KeyController(Controller):
             overlap_seconds=(data or KeyRotate()).overlap_seconds,
             expected_version=parse_if_match(if_match).version,
         )
-        view = await _bus(request).request(subjects.command(c.SERVICE, "rotate_key"), cmd, c.KeyView)
+        view = await _bus(request).call(cmd)
         return ok(KeyWithSecretEnvelope(data=_with_secret(view, secret), meta=meta()), headers=_etag(view))

@@ -12,7 +12,6 @@ from litestar.params import JSONBody, PathParameter
 
 from stratus_bus import Bus
 from stratus_contracts import identity as c
-from stratus_contracts import subjects
 from stratus_gateway.auth import caller
 from stratus_gateway.envelope import ListMeta, MemberEnvelope, MemberListEnvelope, meta, ok
 from stratus_gateway.openapi_docs import problems
@@ -45,7 +44,7 @@ class MemberController(Controller):
     )
     async def create(self, request: Req, data: JSONBody[MemberCreate]) -> Response[MemberEnvelope]:
         cmd = c.AddMember(caller=caller(request), email=data.email, name=data.name)
-        member = await _bus(request).request(subjects.command(c.SERVICE, "add_member"), cmd, c.MemberView)
+        member = await _bus(request).call(cmd)
         return ok(
             MemberEnvelope(data=member, meta=meta()),
             status=201,
@@ -66,7 +65,7 @@ class MemberController(Controller):
         cursor: Cursor = None,
     ) -> Response[MemberListEnvelope]:
         q = c.ListMembers(caller=caller(request), limit=limit, cursor=cursor)
-        page = await _bus(request).request(subjects.query(c.SERVICE, "list_members"), q, c.MemberPage)
+        page = await _bus(request).call(q)
         list_meta = ListMeta(
             request_id=meta().request_id, has_more=page.has_more, next_cursor=page.next_cursor
         )
@@ -82,7 +81,7 @@ class MemberController(Controller):
     )
     async def get_member(self, request: Req, member_id: MemberId) -> Response[MemberEnvelope]:
         q = c.GetMember(caller=caller(request), member_id=member_id)
-        member = await _bus(request).request(subjects.query(c.SERVICE, "get_member"), q, c.MemberView)
+        member = await _bus(request).call(q)
         return ok(MemberEnvelope(data=member, meta=meta()), headers=etag(member.version))
 
     @delete(
@@ -100,5 +99,5 @@ class MemberController(Controller):
         cmd = c.RemoveMember(
             caller=caller(request), member_id=member_id, expected_version=parse_if_match(if_match).version
         )
-        member = await _bus(request).request(subjects.command(c.SERVICE, "remove_member"), cmd, c.MemberView)
+        member = await _bus(request).call(cmd)
         return ok(MemberEnvelope(data=member, meta=meta()), headers=etag(member.version))

@@ -15,7 +15,7 @@ from litestar import Controller, Request, Response, delete, get, put
 from litestar.params import JSONBody, PathParameter
 
 from stratus_bus import Bus
-from stratus_contracts import identity, subjects
+from stratus_contracts import identity
 from stratus_contracts import projects as c
 from stratus_gateway.auth import caller
 from stratus_gateway.envelope import ListMeta, ProjectMemberEnvelope, ProjectMemberListEnvelope, meta, ok
@@ -52,7 +52,7 @@ class ProjectMemberController(Controller):
         cursor: Cursor = None,
     ) -> Response[ProjectMemberListEnvelope]:
         q = c.ListProjectMembers(caller=caller(request), project_id=project_id, limit=limit, cursor=cursor)
-        page = await _bus(request).request(subjects.query(c.SERVICE, "list_members"), q, c.ProjectMemberPage)
+        page = await _bus(request).call(q)
         list_meta = ListMeta(
             request_id=meta().request_id, has_more=page.has_more, next_cursor=page.next_cursor
         )
@@ -69,7 +69,7 @@ class ProjectMemberController(Controller):
         self, request: Req, project_id: ProjectId, member_id: MemberId
     ) -> Response[ProjectMemberEnvelope]:
         q = c.GetProjectMember(caller=caller(request), project_id=project_id, member_id=member_id)
-        member = await _bus(request).request(subjects.query(c.SERVICE, "get_member"), q, c.ProjectMember)
+        member = await _bus(request).call(q)
         return ok(ProjectMemberEnvelope(data=member, meta=meta()), headers=etag(member.version))
 
     @put(
@@ -103,14 +103,8 @@ class ProjectMemberController(Controller):
         # Both lookups at once; an invisible project answers first, so that a 404 about the
         # member never stands in for one about the project.
         project, member = await asyncio.gather(
-            bus.request(
-                subjects.query(c.SERVICE, "get"), c.GetProject(caller=who, project_id=project_id), c.Project
-            ),
-            bus.request(
-                subjects.query(identity.SERVICE, "get_member"),
-                identity.GetMember(caller=who, member_id=member_id),
-                identity.MemberView,
-            ),
+            bus.call(c.GetProject(caller=who, project_id=project_id)),
+            bus.call(identity.GetMember(caller=who, member_id=member_id)),
             return_exceptions=True,
         )
         for outcome in (project, member):
@@ -124,7 +118,7 @@ class ProjectMemberController(Controller):
             expected_version=precondition.version,
             must_exist=precondition.exists,
         )
-        result = await bus.request(subjects.command(c.SERVICE, "put_member"), cmd, c.ProjectMember)
+        result = await bus.call(cmd)
         return ok(ProjectMemberEnvelope(data=result, meta=meta()), headers=etag(result.version))
 
     @delete(
@@ -152,7 +146,5 @@ class ProjectMemberController(Controller):
             member_id=member_id,
             expected_version=parse_if_match(if_match).version,
         )
-        result = await _bus(request).request(
-            subjects.command(c.SERVICE, "remove_member"), cmd, c.ProjectMember
-        )
+        result = await _bus(request).call(cmd)
         return ok(ProjectMemberEnvelope(data=result, meta=meta()), headers=etag(result.version))

@@ -14,7 +14,6 @@ from litestar.params import JSONBody, Parameter, PathParameter
 
 from stratus_bus import Bus
 from stratus_contracts import projects as c
-from stratus_contracts import subjects
 from stratus_gateway.auth import caller
 from stratus_gateway.envelope import ListMeta, ProjectEnvelope, ProjectListEnvelope, meta, ok
 from stratus_gateway.openapi_docs import problems
@@ -44,7 +43,7 @@ class ProjectController(Controller):
     )
     async def create(self, request: Req, data: JSONBody[ProjectCreate]) -> Response[ProjectEnvelope]:
         cmd = c.CreateProject(caller=caller(request), name=data.name, description=data.description)
-        project = await _bus(request).request(subjects.command(c.SERVICE, "create"), cmd, c.Project)
+        project = await _bus(request).call(cmd)
         return ok(
             ProjectEnvelope(data=project, meta=meta()),
             status=201,
@@ -78,7 +77,7 @@ class ProjectController(Controller):
         q = c.ListProjects(
             caller=caller(request), limit=limit, cursor=cursor, sort=sort, name=name, owner=owner
         )
-        page = await _bus(request).request(subjects.query(c.SERVICE, "list"), q, c.ProjectPage)
+        page = await _bus(request).call(q)
         list_meta = ListMeta(
             request_id=meta().request_id, has_more=page.has_more, next_cursor=page.next_cursor
         )
@@ -93,7 +92,7 @@ class ProjectController(Controller):
     )
     async def get_project(self, request: Req, project_id: ProjectId) -> Response[ProjectEnvelope]:
         q = c.GetProject(caller=caller(request), project_id=project_id)
-        project = await _bus(request).request(subjects.query(c.SERVICE, "get"), q, c.Project)
+        project = await _bus(request).call(q)
         return ok(ProjectEnvelope(data=project, meta=meta()), headers=etag(project.version))
 
     @patch(
@@ -120,7 +119,7 @@ class ProjectController(Controller):
             description=data.description,
             expected_version=parse_if_match(if_match).version,
         )
-        project = await _bus(request).request(subjects.command(c.SERVICE, "update"), cmd, c.Project)
+        project = await _bus(request).call(cmd)
         return ok(ProjectEnvelope(data=project, meta=meta()), headers=etag(project.version))
 
     @delete(
@@ -139,5 +138,5 @@ class ProjectController(Controller):
         cmd = c.DeleteProject(
             caller=caller(request), project_id=project_id, expected_version=parse_if_match(if_match).version
         )
-        project = await _bus(request).request(subjects.command(c.SERVICE, "delete"), cmd, c.Project)
+        project = await _bus(request).call(cmd)
         return ok(ProjectEnvelope(data=project, meta=meta()), headers=etag(project.version))

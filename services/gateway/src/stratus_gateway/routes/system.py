@@ -11,7 +11,7 @@ from litestar.exceptions import NotFoundException
 from litestar.params import FromPath
 
 from stratus_bus import Bus, RemoteError, ServiceTimeout, ServiceUnavailable
-from stratus_contracts import subjects
+from stratus_contracts import services, subjects
 from stratus_contracts.errors import CATALOGUE
 from stratus_contracts.reply import Ping, Pong
 from stratus_gateway import idempotency
@@ -22,7 +22,7 @@ from stratus_gateway.problems import problem_response
 from stratus_gateway.versioning import document as document_deprecations
 
 Req = Request[Any, Any, Any]
-SERVICES = ("identity", "projects", "audit")
+SERVICES = tuple(s.name for s in services.SERVICES)
 
 
 @get("/me", operation_id="getMe", summary="The calling key", tags=["identity"], responses=problems())
@@ -57,7 +57,7 @@ async def healthz() -> Response[HealthEnvelope]:
 
 async def _ping(bus: Bus, service: str) -> bool:
     try:
-        await bus.request(subjects.ping(service), Ping(), Pong, timeout=1.0)
+        await bus.call(Ping(), subject=subjects.ping(service), returns=Pong, timeout=1.0)
     except (ServiceUnavailable, ServiceTimeout, RemoteError):
         return False
     return True

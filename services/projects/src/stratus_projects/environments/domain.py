@@ -12,7 +12,8 @@ data key (wrapped by a master key; re-wrapping records an event there, never on 
 so a master-key rotation leaves environment versions and ETags alone), and one aggregate per
 secret reveal (so concurrent reveals never conflict).
 
-Sealing and fingerprinting are passed in (`Sealer`): decisions stay pure and testable.
+Sealing and fingerprinting are passed in (`Sealer`), and the clock as `now`: decisions stay pure
+and testable.
 """
 
 from __future__ import annotations
@@ -24,12 +25,13 @@ from functools import singledispatch
 from typing import Protocol, TypeGuard
 
 import msgspec
+from eventsourcing.utils import register_topic
 
 from stratus_contracts import envs as c
 from stratus_contracts.auth import Caller
 from stratus_contracts.errors import DomainError, FieldError
 from stratus_contracts.events import Actor
-from stratus_eventstore.model import DomainEvent, index_uuid, utcnow
+from stratus_eventstore.model import DomainEvent, index_uuid
 from stratus_projects import domain as projects
 
 
@@ -124,6 +126,18 @@ class SecretRevealed(DomainEvent, frozen=True, kw_only=True):
 
 
 ENV_EVENTS = (EnvironmentCreated, EnvironmentReplaced, EnvironmentDeleted, EnvVarsChanged)
+
+# Recorded before environments became a subpackage, under the flat module's name.
+for _moved in (
+    *ENV_EVENTS,
+    EnvNameClaimed,
+    EnvNameReleased,
+    EnvironmentsSeeded,
+    DataKeyCreated,
+    DataKeyRewrapped,
+    SecretRevealed,
+):
+    register_topic(f"stratus_projects.envs_domain:{_moved.__name__}", _moved)
 
 # --- state -------------------------------------------------------------------------------------
 
@@ -358,7 +372,9 @@ def not_found(env_id: str) -> DomainError:
 # --- decisions: environments -----------------------------------------------------------------
 
 
-def _claim(index: NameIndex | None, project_id: uuid.UUID, name: str, env_id: uuid.UUID) -> EnvNameClaimed:
+def _claim(
+    index: NameIndex | None, project_id: uuid.UUID, name: str, env_id: uuid.UUID, now: datetime
+) -> EnvNameClaimed:
     if index is not None and index.env_id is not None and index.env_id != env_id:
         raise DomainError(
             "environment_name_taken", f"An environment named {name!r} already exists in this project."
@@ -366,12 +382,15 @@ def _claim(index: NameIndex | None, project_id: uuid.UUID, name: str, env_id: uu
     return EnvNameClaimed(
         originator_id=name_index_id(project_id, name),
         originator_version=(index.version + 1) if index else 1,
+        timestamp=now,
         env_id=env_id,
     )
 
 
-def _release(index: NameIndex, env_id: uuid.UUID) -> EnvNameReleased:
-    return EnvNameReleased(originator_id=index.id, originator_version=index.version + 1, env_id=env_id)
+def _release(index: NameIndex, env_id: uuid.UUID, now: datetime) -> EnvNameReleased:
+    return EnvNameReleased(
+        originator_id=index.id, originator_version=index.version + 1, timestamp=now, env_id=env_id
+    )
 
 
 def create(
@@ -381,12 +400,12 @@ def create(
     settings: c.CreateEnvironment,
     index: NameIndex | None,
     actor: Actor | None,
-    timestamp: datetime | None = None,
+    now: datetime,
 ) -> list[DomainEvent]:
     created = EnvironmentCreated(
         originator_id=env_id,
         originator_version=1,
-        timestamp=timestamp or utcnow(),
+        timestamp=now,
         actor=actor,
         account=account,
         project_id=project_id,
@@ -395,7 +414,7 @@ def create(
         branch=settings.branch,
         auto_deploy=settings.auto_deploy,
     )
-    return [created, _claim(index, project_id, settings.name, env_id)]
+    return [created, _claim(index, project_id, settings.name, env_id, now)]
 
 
 def seed(
@@ -405,6 +424,7 @@ def seed(
     marker: Seeded | None,
     indexes: dict[str, NameIndex | None],
     new_id: Iterable[uuid.UUID],
+    now: datetime,
 ) -> list[DomainEvent]:
     """The project's default environments (`production`, then `staging`), once per project.
 
@@ -412,7 +432,6 @@ def seed(
     hand) is left alone."""
     if marker is not None:
         return []
-    now = utcnow()
     ids = iter(new_id)
     events: list[DomainEvent] = []
     for offset, name in enumerate(c.DEFAULT_ENVIRONMENTS):
@@ -424,7 +443,9 @@ def seed(
         when = now + timedelta(microseconds=offset)
         events += create(next(ids), account, project_id, settings, index, caller.actor(), when)
     events.append(
-        EnvironmentsSeeded(originator_id=seeded_id(project_id), originator_version=1, project_id=project_id)
+        EnvironmentsSeeded(
+            originator_id=seeded_id(project_id), originator_version=1, timestamp=now, project_id=project_id
+        )
     )
     return events
 
@@ -434,6 +455,7 @@ def replace(
     cmd: c.ReplaceEnvironment,
     new_index: NameIndex | None,
     old_index: NameIndex | None,
+    now: datetime,
 ) -> list[DomainEvent]:
     projects.require_version(state.version, cmd.expected_version, "This environment")
     require_name_allowed(cmd.caller, cmd.name)
@@ -450,6 +472,7 @@ def replace(
         EnvironmentReplaced(
             originator_id=state.id,
             originator_version=state.version + 1,
+            timestamp=now,
             actor=cmd.caller.actor(),
             name=cmd.name,
             description=cmd.description,
@@ -459,23 +482,25 @@ def replace(
         )
     ]
     if "name" in changed:
-        events.append(_claim(new_index, state.project_id, cmd.name, state.id))
+        events.append(_claim(new_index, state.project_id, cmd.name, state.id, now))
         if old_index is not None and old_index.env_id == state.id:
-            events.append(_release(old_index, state.id))
+            events.append(_release(old_index, state.id, now))
     return events
 
 
 def delete(
-    state: Environment, index: NameIndex | None, actor: Actor, expected_version: int | None
+    state: Environment, index: NameIndex | None, actor: Actor, expected_version: int | None, now: datetime
 ) -> list[DomainEvent]:
     projects.require_version(state.version, expected_version, "This environment")
     # Once deployments exist (#6): refuse with 409 while the environment has an active deployment.
     # The handler will ask the deployments read model and pass the answer in; nothing to ask yet.
     events: list[DomainEvent] = [
-        EnvironmentDeleted(originator_id=state.id, originator_version=state.version + 1, actor=actor)
+        EnvironmentDeleted(
+            originator_id=state.id, originator_version=state.version + 1, timestamp=now, actor=actor
+        )
     ]
     if index is not None and index.env_id == state.id:
-        events.append(_release(index, state.id))
+        events.append(_release(index, state.id, now))
     return events
 
 
@@ -511,6 +536,7 @@ def change_vars(
     state: Environment,
     cmd: c.ChangeVars,
     sealer: Sealer | None,
+    now: datetime,
 ) -> list[DomainEvent]:
     """One new config version with the changes, or nothing when nothing would change.
 
@@ -554,6 +580,7 @@ def change_vars(
         EnvVarsChanged(
             originator_id=state.id,
             originator_version=state.version + 1,
+            timestamp=now,
             actor=cmd.caller.actor(),
             config_version=state.config_version + 1,
             set=sealed,
@@ -571,10 +598,11 @@ def version_info(state: Environment, number: int) -> VersionInfo:
 # --- decisions: data keys and reveals --------------------------------------------------------
 
 
-def new_data_key(env: Environment, kek_id: str, wrapped: bytes) -> DataKeyCreated:
+def new_data_key(env: Environment, kek_id: str, wrapped: bytes, now: datetime) -> DataKeyCreated:
     return DataKeyCreated(
         originator_id=data_key_id(env.id),
         originator_version=1,
+        timestamp=now,
         env_id=env.id,
         account=env.account,
         kek_id=kek_id,
@@ -582,13 +610,14 @@ def new_data_key(env: Environment, kek_id: str, wrapped: bytes) -> DataKeyCreate
     )
 
 
-def rewrap(state: DataKeyState, kek_id: str, wrapped: bytes) -> list[DomainEvent]:
+def rewrap(state: DataKeyState, kek_id: str, wrapped: bytes, now: datetime) -> list[DomainEvent]:
     if state.kek_id == kek_id:
         return []
     return [
         DataKeyRewrapped(
             originator_id=state.id,
             originator_version=state.version + 1,
+            timestamp=now,
             kek_id=kek_id,
             previous_kek_id=state.kek_id,
             wrapped=wrapped,
@@ -609,6 +638,7 @@ def reveal(
     config_version: int,
     keys: Iterable[str],
     via: c.RevealVia,
+    now: datetime,
 ) -> list[DomainEvent]:
     """The record of a reveal, saved before any value is shown (nothing secret shown: nothing)."""
     names = tuple(sorted(keys))
@@ -618,6 +648,7 @@ def reveal(
         SecretRevealed(
             originator_id=reveal_id,
             originator_version=1,
+            timestamp=now,
             actor=caller.actor(),
             account=env.account,
             env_id=env.id,

@@ -1,9 +1,10 @@
-"""The audit view: one SQLite file per mode with one row per audit-relevant public event.
+"""The audit read model: one SQLite file per mode with one row per audit-relevant public event.
 
-Rows come only from the JetStream stream `EVENTS` (see `consumer.py`); the event id is the primary
-key, so a redelivered or re-published event is written once. Each file also records the highest
-stream sequence it has handled, in the same transaction as the rows: the consumer compares it
-with the durable consumer's ack floor on start, and re-reads the stream when the file was lost.
+Rows come only from the JetStream stream `EVENTS` (see `consumers.py`); the event id is the
+primary key, so a redelivered or re-published event is written once. Each file also records the
+highest stream sequence it has handled, in the same transaction as the rows: the consumer
+compares it with the durable consumer's ack floor on start, and re-reads the stream when the
+file was lost.
 """
 
 from __future__ import annotations
@@ -49,14 +50,14 @@ CREATE TABLE IF NOT EXISTS audit_refs (
     event_id TEXT NOT NULL,
     PRIMARY KEY (ref, event_id)
 ) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS view_position (
+CREATE TABLE IF NOT EXISTS read_model_position (
     id INTEGER PRIMARY KEY CHECK (id = 1),
     position INTEGER NOT NULL,
     stream_created TEXT
 );
-INSERT OR IGNORE INTO view_position (id, position) VALUES (1, 0);
+INSERT OR IGNORE INTO read_model_position (id, position) VALUES (1, 0);
 """
-_TABLES = ("audit_events", "audit_refs", "view_position")
+_TABLES = ("audit_events", "audit_refs", "read_model_position")
 
 # Fields that must never reach the audit log, whatever an event carries (removed at any depth).
 REDACTED = frozenset({"secret", "secret_hash", "token", "value", "password", "private_key"})
@@ -151,7 +152,7 @@ def _project(event: Event) -> str | None:
 
 
 def to_row(event: Event, stream_seq: int) -> Row:
-    """The view row of one public event (`data` already stripped of secret fields)."""
+    """The row of one public event (`data` already stripped of secret fields)."""
     event = msgspec.structs.replace(event, data=redact(event.data))
     resource_type, resource_id = _resource(event)
     actor = event.actor
@@ -180,7 +181,11 @@ def to_row(event: Event, stream_seq: int) -> Row:
     )
 
 
-class AuditView:
+def path_for(data_dir: Path, mode: str) -> Path:
+    return data_dir / f"audit-{mode}.audit.read.db"
+
+
+class AuditReadModel:
     """One mode's audit rows in a local SQLite file; thread-safe (calls run in worker threads)."""
 
     def __init__(self, path: Path | str, mode: Mode) -> None:
@@ -194,13 +199,15 @@ class AuditView:
         self._db.executescript(SCHEMA)
 
     def position(self) -> int:
-        """The highest stream sequence this view has handled (0: it has seen nothing)."""
+        """The highest stream sequence this read model has handled (0: it has seen nothing)."""
         with self._lock:
-            return self._db.execute("SELECT position FROM view_position WHERE id = 1").fetchone()[0]
+            return self._db.execute("SELECT position FROM read_model_position WHERE id = 1").fetchone()[0]
 
     def stream_created(self) -> str | None:
         with self._lock:
-            return self._db.execute("SELECT stream_created FROM view_position WHERE id = 1").fetchone()[0]
+            return self._db.execute("SELECT stream_created FROM read_model_position WHERE id = 1").fetchone()[
+                0
+            ]
 
     def write(self, rows: Iterable[Row], position: int, stream_created: str | None = None) -> int:
         """Insert `rows` (an id already present is skipped) and advance the position, atomically;
@@ -222,7 +229,7 @@ class AuditView:
                             [(ref, row.id) for ref in row.refs],
                         )
                 self._db.execute(
-                    "UPDATE view_position SET position = max(position, ?),"
+                    "UPDATE read_model_position SET position = max(position, ?),"
                     " stream_created = coalesce(?, stream_created) WHERE id = 1",
                     (position, stream_created),
                 )
@@ -236,11 +243,12 @@ class AuditView:
         """Forget the position (the stream was recreated): the next read starts from its beginning."""
         with self._lock:
             self._db.execute(
-                "UPDATE view_position SET position = 0, stream_created = ? WHERE id = 1", (stream_created,)
+                "UPDATE read_model_position SET position = 0, stream_created = ? WHERE id = 1",
+                (stream_created,),
             )
 
     def drop(self) -> None:
-        """Drop every row and the position: the view is empty, as if its file had been deleted."""
+        """Drop every row and the position: it is empty, as if its file had been deleted."""
         with self._lock:
             for table in _TABLES:
                 self._db.execute(f"DROP TABLE IF EXISTS {table}")

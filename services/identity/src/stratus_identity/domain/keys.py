@@ -1,10 +1,8 @@
-"""Accounts, members, API keys and their indexes: state, decisions and event application.
+"""API keys and the key-hash index: state, events, decisions. Pure; `now` comes in.
 
-Pure: no I/O, and the clock comes in as `now`. A key is found by the hash of any of its secrets
-through a key-hash index aggregate whose id derives from the hash; a member's email is unique
-within an account and mode through an email index aggregate (claimed in the same save as the
-member, so the store's optimistic concurrency rejects a second claim). The bootstrap marker is an
-aggregate with a fixed id that names the bootstrap account.
+A key is found by the hash of any of its secrets through a key-hash index aggregate whose id
+derives from the hash. A key never grants more than its creator holds (`check_within`), and
+changing, rotating or revoking one needs every right it has (`manageable`).
 """
 
 from __future__ import annotations
@@ -24,27 +22,13 @@ from stratus_contracts.events import Actor, Mode
 from stratus_contracts.identity import MAX_ROTATION_OVERLAP, NewKey, Plan
 from stratus_contracts.ids import decode_id, encode_id
 from stratus_eventstore.model import DomainEvent, index_uuid
+from stratus_identity.domain.base import MAX_NAME, IdentityEvent, invalid, moved
 
-BOOTSTRAP_ID = index_uuid("bootstrap-account")
 MAX_LIST = 100  # project ids, environments or CIDRs on one key
-MAX_NAME = 100
 # Expired secrets are kept (so that they answer `key_expired`, not `invalid_api_key`) until they
 # have been dead this long at the next rotation; then they are dropped from the key.
 KEEP_EXPIRED = timedelta(days=30)
 ENVIRONMENT_NAME = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
-EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]+$")
-
-
-# --- state ------------------------------------------------------------------------------------
-
-
-class Account(msgspec.Struct, frozen=True, kw_only=True):
-    id: uuid.UUID
-    version: int
-    name: str
-    created: datetime
-    plan: Plan = "free"
-    updated: datetime | None = None
 
 
 class KeySecret(msgspec.Struct, frozen=True, kw_only=True):
@@ -100,53 +84,10 @@ class ApiKey(msgspec.Struct, frozen=True, kw_only=True):
         )
 
 
-class Member(msgspec.Struct, frozen=True, kw_only=True):
-    id: uuid.UUID
-    version: int
-    account: str
-    mode: Mode
-    email: str
-    name: str
-    created: datetime
-    updated: datetime
-    removed: datetime | None = None
-    key_ids: tuple[uuid.UUID, ...] = ()  # keys bound to this member
-
-
 class KeyHashIndex(msgspec.Struct, frozen=True, kw_only=True):
     id: uuid.UUID
     version: int
     key_id: uuid.UUID
-
-
-class EmailIndex(msgspec.Struct, frozen=True, kw_only=True):
-    id: uuid.UUID
-    version: int
-    member_id: uuid.UUID | None
-
-
-class BootstrapMarker(msgspec.Struct, frozen=True, kw_only=True):
-    id: uuid.UUID
-    version: int
-    account_id: uuid.UUID
-
-
-# --- events -----------------------------------------------------------------------------------
-
-
-class IdentityEvent(DomainEvent, frozen=True, kw_only=True):
-    """An event that records who caused it (None: an operator command or the system)."""
-
-    actor: Actor | None = None
-
-
-class AccountCreated(IdentityEvent, frozen=True, kw_only=True):
-    name: str
-    plan: Plan = "free"
-
-
-class AccountPlanChanged(IdentityEvent, frozen=True, kw_only=True):
-    plan: Plan
 
 
 class KeyCreated(IdentityEvent, frozen=True, kw_only=True):
@@ -192,70 +133,20 @@ class KeyPlanChanged(IdentityEvent, frozen=True, kw_only=True):
     plan: Plan
 
 
-class MemberAdded(IdentityEvent, frozen=True, kw_only=True):
-    account: str
-    mode: Mode
-    email: str
-    name: str
-
-
-class MemberRemoved(IdentityEvent, frozen=True, kw_only=True):
-    pass
-
-
-class MemberKeyBound(IdentityEvent, frozen=True, kw_only=True):
-    key_id: uuid.UUID
-
-
 class KeyHashRecorded(DomainEvent, frozen=True, kw_only=True):
     key_id: uuid.UUID
 
 
-class MemberEmailClaimed(DomainEvent, frozen=True, kw_only=True):
-    member_id: uuid.UUID
-
-
-class MemberEmailReleased(DomainEvent, frozen=True, kw_only=True):
-    member_id: uuid.UUID
-
-
-class BootstrapRecorded(DomainEvent, frozen=True, kw_only=True):
-    account_id: uuid.UUID
+moved((KeyCreated, KeyUpdated, KeyRotated, KeyRevoked, KeyPlanChanged, KeyHashRecorded))
 
 
 def key_hash_index_id(secret_hash: str) -> uuid.UUID:
     return index_uuid("key-hash", secret_hash)
 
 
-def email_index_id(account: str, mode: Mode, email: str) -> uuid.UUID:
-    return index_uuid("member-email", account, mode, email)
-
-
-# --- applying events --------------------------------------------------------------------------
-
-
 @singledispatch
 def mutate(event: DomainEvent, state: object) -> object:
     raise NotImplementedError(type(event).__name__)
-
-
-@mutate.register
-def _(event: AccountCreated, _: None) -> Account:
-    return Account(
-        id=event.originator_id,
-        version=1,
-        name=event.name,
-        plan=event.plan,
-        created=event.timestamp,
-        updated=event.timestamp,
-    )
-
-
-@mutate.register
-def _(event: AccountPlanChanged, state: Account) -> Account:
-    return msgspec.structs.replace(
-        state, version=event.originator_version, plan=event.plan, updated=event.timestamp
-    )
 
 
 @mutate.register
@@ -326,64 +217,11 @@ def _(event: KeyPlanChanged, state: ApiKey) -> ApiKey:
 
 
 @mutate.register
-def _(event: MemberAdded, _: None) -> Member:
-    return Member(
-        id=event.originator_id,
-        version=1,
-        account=event.account,
-        mode=event.mode,
-        email=event.email,
-        name=event.name,
-        created=event.timestamp,
-        updated=event.timestamp,
-    )
-
-
-@mutate.register
-def _(event: MemberKeyBound, state: Member) -> Member:
-    return msgspec.structs.replace(
-        state, version=event.originator_version, key_ids=(*state.key_ids, event.key_id)
-    )
-
-
-@mutate.register
-def _(event: MemberRemoved, state: Member) -> Member:
-    return msgspec.structs.replace(
-        state, version=event.originator_version, removed=event.timestamp, updated=event.timestamp
-    )
-
-
-@mutate.register
 def _(event: KeyHashRecorded, _: None) -> KeyHashIndex:
     return KeyHashIndex(id=event.originator_id, version=1, key_id=event.key_id)
 
 
-@mutate.register
-def _(event: MemberEmailClaimed, _: EmailIndex | None) -> EmailIndex:
-    return EmailIndex(id=event.originator_id, version=event.originator_version, member_id=event.member_id)
-
-
-@mutate.register
-def _(event: MemberEmailReleased, _: EmailIndex) -> EmailIndex:
-    return EmailIndex(id=event.originator_id, version=event.originator_version, member_id=None)
-
-
-@mutate.register
-def _(event: BootstrapRecorded, _: None) -> BootstrapMarker:
-    return BootstrapMarker(id=event.originator_id, version=1, account_id=event.account_id)
-
-
-def project(state: object, events: Iterable[DomainEvent]) -> object:
-    for event in events:
-        state = mutate(event, state)
-    return state
-
-
-# --- validation -------------------------------------------------------------------------------
-
-
-def _invalid(errors: list[FieldError]) -> DomainError:
-    return DomainError("validation_failed", "; ".join(f"{e.field}: {e.message}" for e in errors), errors)
+# --- validation ---------------------------------------------------------------------------------
 
 
 def _unique(values: Iterable[str]) -> tuple[str, ...]:
@@ -423,7 +261,7 @@ def validate(settings: KeySettings) -> KeySettings:
     if settings.expires_at is not None and settings.expires_at.tzinfo is None:
         errors.append(FieldError(field="expires_at", message="Give a time zone (e.g. `Z`)."))
     if errors:
-        raise _invalid(errors)
+        raise invalid(errors)
     return KeySettings(
         name=name,
         scopes=scopes,
@@ -472,89 +310,28 @@ def inherit(caller: Caller, settings: KeySettings) -> KeySettings:
     )
 
 
-def require_version(version: int, expected: int | None, what: str) -> None:
-    """412 unless `expected` (the client's If-Match) is None or still the current version. Checked
-    on the state a decision is made from, so of two writers holding one ETag only one can win:
-    the other's save conflicts, and on fresh state its version no longer matches."""
-    if expected is not None and expected != version:
-        raise DomainError(
-            "precondition_failed",
-            f'{what} is at version "{version}", not "{expected}" (If-Match); read it again and retry.',
-        )
-
-
 def manageable(caller: Caller, key: ApiKey) -> None:
     """Changing, rotating or revoking a key needs every right that key has."""
     check_within(caller, key.settings, key.member_id)
 
 
-# --- decisions: accounts ----------------------------------------------------------------------
+# --- decisions ----------------------------------------------------------------------------------
 
 
-def create_account(
-    account_id: uuid.UUID, name: str, plan: Plan, now: datetime, actor: Actor | None = None
-) -> list[DomainEvent]:
-    if not name.strip() or len(name) > MAX_NAME:
-        raise _invalid([FieldError(field="name", message=f"Give a name of 1–{MAX_NAME} characters.")])
-    return [
-        AccountCreated(
-            originator_id=account_id,
-            originator_version=1,
-            timestamp=now,
-            name=name.strip(),
-            plan=plan,
-            actor=actor,
-        )
-    ]
-
-
-def bootstrap(
-    marker: BootstrapMarker | None, account_id: uuid.UUID, now: datetime, plan: Plan = "free"
-) -> list[DomainEvent]:
-    if marker is not None:
-        return []
-    return [
-        *create_account(account_id, "bootstrap", plan, now),
-        BootstrapRecorded(
-            originator_id=BOOTSTRAP_ID, originator_version=1, timestamp=now, account_id=account_id
-        ),
-    ]
-
-
-def set_plan(account: Account, plan: Plan, keys: Iterable[ApiKey], now: datetime) -> list[DomainEvent]:
-    """The new plan, and a marker on each active key so that gateways drop cached principals."""
-    if account.plan == plan:
-        return []
-    events: list[DomainEvent] = [
-        AccountPlanChanged(
-            originator_id=account.id, originator_version=account.version + 1, timestamp=now, plan=plan
-        )
-    ]
-    events += [
-        KeyPlanChanged(originator_id=k.id, originator_version=k.version + 1, timestamp=now, plan=plan)
-        for k in keys
-        if k.revoked is None
-    ]
-    return events
-
-
-# --- decisions: keys --------------------------------------------------------------------------
-
-
-def create_key(
+def create(
     key_id: uuid.UUID,
     account: str,
     spec: NewKey,
     now: datetime,
     *,
     settings: KeySettings | None = None,
-    member: Member | None = None,
+    member_id: str | None = None,
     actor: Actor | None = None,
 ) -> list[DomainEvent]:
     """A new key and its hash-index entry, saved together (the same secret cannot be added twice).
-    A key bound to a member is also recorded on the member, so a concurrent removal conflicts."""
+    A key bound to a member is recorded on the member too (`members.bind_key`), in the same save."""
     settings = settings or KeySettings(name=spec.name, scopes=spec.scopes)
-    events: list[DomainEvent] = [
+    return [
         KeyCreated(
             originator_id=key_id,
             originator_version=1,
@@ -570,7 +347,7 @@ def create_key(
             environments=settings.environments,
             allowed_ips=settings.allowed_ips,
             expires_at=settings.expires_at,
-            member_id=encode_id("mem", member.id) if member else None,
+            member_id=member_id,
         ),
         KeyHashRecorded(
             originator_id=key_hash_index_id(spec.secret_hash),
@@ -579,17 +356,15 @@ def create_key(
             key_id=key_id,
         ),
     ]
-    if member is not None:
-        events.append(
-            MemberKeyBound(
-                originator_id=member.id,
-                originator_version=member.version + 1,
-                timestamp=now,
-                actor=actor,
-                key_id=key_id,
-            )
-        )
-    return events
+
+
+def plan_changed(keys: Iterable[ApiKey], plan: Plan, now: datetime) -> list[DomainEvent]:
+    """A marker on each active key of an account whose plan changed: gateways evict its principal."""
+    return [
+        KeyPlanChanged(originator_id=k.id, originator_version=k.version + 1, timestamp=now, plan=plan)
+        for k in keys
+        if k.revoked is None
+    ]
 
 
 def _not_revoked(key: ApiKey) -> None:
@@ -597,7 +372,7 @@ def _not_revoked(key: ApiKey) -> None:
         raise DomainError("key_revoked", f"API key {encode_id('key', key.id)!r} is revoked.")
 
 
-def update_key(key: ApiKey, settings: KeySettings, now: datetime, actor: Actor | None) -> list[DomainEvent]:
+def update(key: ApiKey, settings: KeySettings, now: datetime, actor: Actor | None) -> list[DomainEvent]:
     _not_revoked(key)
     before = msgspec.structs.asdict(key.settings)
     after = msgspec.structs.asdict(settings)
@@ -616,12 +391,12 @@ def update_key(key: ApiKey, settings: KeySettings, now: datetime, actor: Actor |
     ]
 
 
-def rotate_key(
+def rotate(
     key: ApiKey, secret_hash: str, hint: str, overlap_seconds: int, now: datetime, actor: Actor | None
 ) -> list[DomainEvent]:
     _not_revoked(key)
     if not 0 <= overlap_seconds <= MAX_ROTATION_OVERLAP:
-        raise _invalid(
+        raise invalid(
             [FieldError(field="overlap_seconds", message=f"Give 0–{MAX_ROTATION_OVERLAP} seconds.")]
         )
     return [
@@ -672,70 +447,3 @@ def verify(key: ApiKey | None, secret_hash: str | None, now: datetime) -> tuple[
     if not secret.alive(now) or (key.expires_at is not None and key.expires_at <= now):
         raise DomainError("key_expired", "This API key (or this secret of it) has expired.")
     return key, secret
-
-
-# --- decisions: members -----------------------------------------------------------------------
-
-
-def normalise_email(email: str) -> str:
-    text = email.strip().lower()
-    if len(text) > 254 or not EMAIL.match(text):
-        raise _invalid([FieldError(field="email", message="Not an email address.")])
-    return text
-
-
-def add_member(
-    member_id: uuid.UUID,
-    account: str,
-    mode: Mode,
-    email: str,
-    name: str,
-    index: EmailIndex | None,
-    now: datetime,
-    actor: Actor | None,
-) -> list[DomainEvent]:
-    if index is not None and index.member_id is not None:
-        raise DomainError("member_email_taken", f"A member with email {email!r} already exists.")
-    if len(name) > MAX_NAME:
-        raise _invalid([FieldError(field="name", message=f"At most {MAX_NAME} characters.")])
-    return [
-        MemberAdded(
-            originator_id=member_id,
-            originator_version=1,
-            timestamp=now,
-            actor=actor,
-            account=account,
-            mode=mode,
-            email=email,
-            name=name.strip(),
-        ),
-        MemberEmailClaimed(
-            originator_id=email_index_id(account, mode, email),
-            originator_version=(index.version + 1) if index else 1,
-            timestamp=now,
-            member_id=member_id,
-        ),
-    ]
-
-
-def remove_member(
-    member: Member, index: EmailIndex | None, keys: Iterable[ApiKey], now: datetime, actor: Actor | None
-) -> list[DomainEvent]:
-    """The member goes, its email is free again, and every key bound to it is revoked."""
-    events: list[DomainEvent] = [
-        MemberRemoved(
-            originator_id=member.id, originator_version=member.version + 1, timestamp=now, actor=actor
-        )
-    ]
-    if index is not None and index.member_id == member.id:
-        events.append(
-            MemberEmailReleased(
-                originator_id=index.id,
-                originator_version=index.version + 1,
-                timestamp=now,
-                member_id=member.id,
-            )
-        )
-    for key in keys:
-        events += revoke(key, now, actor, reason="member_removed")
-    return events

@@ -1,8 +1,8 @@
-"""The project list view: one row per live project and one per team membership, filtered and
-keyset-paginated.
+"""The project list read model: one row per live project and one per team membership, filtered
+and keyset-paginated.
 
-Built only from events (see `stratus_eventstore.view`); `stratus rebuild projects` replays it.
-The team is in the view so that lists can be narrowed to a member's projects (member-bound keys,
+Built only from events (see `stratus_kit.read_model`); `stratus rebuild projects` replays it.
+The team is in it so that lists can be narrowed to a member's projects (member-bound keys,
 `?owner=`) in SQL. A single project's team is read from its aggregate (`member_page`).
 """
 
@@ -23,10 +23,10 @@ from stratus_contracts.projects import (
     ProjectMemberPage,
     ProjectPage,
 )
-from stratus_eventstore.view import LocalView
+from stratus_kit import ReadModel
 from stratus_projects import domain
 
-# Bump when SCHEMA changes: a view file built by older code is then rebuilt from the log on open.
+# Bump when SCHEMA changes: a file built by older code is then rebuilt from the log on open.
 SCHEMA_VERSION = 2
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS projects (
@@ -59,13 +59,6 @@ _COLUMNS = "id, account, name, description, owner, created, updated, version"
 def _ts(value: datetime) -> str:
     # Fixed width so that text order is time order.
     return value.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def ensure_current(view: LocalView) -> None:
-    """Rebuild a view file whose tables an older SCHEMA made (`user_version` records ours)."""
-    if view.query("PRAGMA user_version")[0][0] != SCHEMA_VERSION:
-        view.rebuild()
-        view.query(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
 
 def _touch_team(db: sqlite3.Connection, event: domain.ProjectEvent, project_id: str) -> None:
@@ -141,6 +134,11 @@ def apply(db: sqlite3.Connection, event: object) -> None:
             _touch_team(db, event, project_id)
         case _:
             pass  # name-index events do not change the list
+
+
+READ_MODEL = ReadModel(
+    name="projects", schema=SCHEMA, apply=apply, version=SCHEMA_VERSION, counted="projects"
+)
 
 
 _ORDER = {

@@ -1,10 +1,10 @@
-"""The environment list view, and the data-key index a master-key rotation walks.
+"""The environment list read model, and the data-key index a master-key rotation walks.
 
-A `LocalView` of its own (`$STRATUS_DATA_DIR/projects-<mode>.envs.view.db`) over the projects
-store: one row per live environment (its settings, config version and version, so a list needs no
-aggregate loads) and one row per data key with the id of the master key that wraps it. Built only
-from events; deleting the file rebuilds it on the next start, `stratus rebuild projects` rebuilds
-it in place.
+A read model of its own (`$STRATUS_DATA_DIR/projects-<mode>.environments.read.db`) over the
+projects store: one row per live environment (its settings, config version and version, so a
+list needs no aggregate loads) and one row per data key with the id of the master key that
+wraps it. Built only from events; deleting the file rebuilds it on the next start, `stratus
+rebuild projects` rebuilds it in place.
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ from stratus_contracts.envs import Environment, EnvironmentPage, ListEnvironment
 from stratus_contracts.errors import DomainError
 from stratus_contracts.events import Mode
 from stratus_contracts.ids import encode_id
-from stratus_eventstore.view import LocalView
-from stratus_projects import envs_domain as d
+from stratus_kit import LocalReadModel, ReadModel
+from stratus_projects.environments import domain as d
 
 SCHEMA_VERSION = 1
 SCHEMA = """
@@ -51,12 +51,6 @@ _COLUMNS = (
 
 def _ts(value: datetime) -> str:
     return value.strftime("%Y-%m-%dT%H:%M:%S.%fZ")  # fixed width: text order is time order
-
-
-def ensure_current(view: LocalView) -> None:
-    if view.query("PRAGMA user_version")[0][0] != SCHEMA_VERSION:
-        view.rebuild()
-        view.query(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
 
 def apply(db: sqlite3.Connection, event: object) -> None:
@@ -113,7 +107,10 @@ def apply(db: sqlite3.Connection, event: object) -> None:
                 "UPDATE data_keys SET kek_id = ? WHERE id = ?", (event.kek_id, str(event.originator_id))
             )
         case _:
-            pass  # project events, name claims, reveals: not in this view
+            pass  # project events, name claims, reveals: not in this read model
+
+
+READ_MODEL = ReadModel(name="environments", schema=SCHEMA, apply=apply, version=SCHEMA_VERSION)
 
 
 def encode_key_cursor(key: str) -> str:
@@ -180,12 +177,12 @@ def page(rows: list[sqlite3.Row], q: ListEnvironments) -> EnvironmentPage:
     )
 
 
-def stale_data_keys(view: LocalView, kek_id: str) -> list[str]:
+def stale_data_keys(model: LocalReadModel, kek_id: str) -> list[str]:
     """Ids (UUID text) of data keys wrapped by another master key than `kek_id`."""
     return [
-        row["id"] for row in view.query("SELECT id FROM data_keys WHERE kek_id != ? ORDER BY id", (kek_id,))
+        row["id"] for row in model.query("SELECT id FROM data_keys WHERE kek_id != ? ORDER BY id", (kek_id,))
     ]
 
 
-def count_data_keys(view: LocalView) -> int:
-    return view.query("SELECT count(*) AS n FROM data_keys")[0]["n"]
+def count_data_keys(model: LocalReadModel) -> int:
+    return model.query("SELECT count(*) AS n FROM data_keys")[0]["n"]

@@ -1,8 +1,8 @@
-"""The identity list view: which keys and members each account and mode has, in creation order.
+"""The identity read model: which keys and members each account and mode has, in creation order.
 
-A `LocalView` (SQLite, built only from events) holds just ids and sort keys; a page of ids is
-then loaded from the event store, so a listed key or member is always its current state. The
-view also answers "every key of this account" for plan changes. Dropping the file rebuilds it.
+It holds just ids and sort keys (SQLite, built only from events); a page of ids is then loaded
+as aggregates, so a listed key or member is always its current state. It also answers "every
+key of this account" for plan changes. Dropping the file rebuilds it.
 """
 
 from __future__ import annotations
@@ -13,7 +13,8 @@ from datetime import datetime
 from stratus_contracts import cursors
 from stratus_contracts.events import Mode
 from stratus_contracts.ids import encode_id
-from stratus_identity import domain
+from stratus_identity.domain import keys, members
+from stratus_kit import ReadModel
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS keys (
@@ -41,19 +42,19 @@ def _ts(value: datetime) -> str:
 
 def apply(db: sqlite3.Connection, event: object) -> None:
     match event:
-        case domain.KeyCreated():
+        case keys.KeyCreated():
             db.execute(
                 "INSERT OR REPLACE INTO keys (id, account, mode, created, revoked) VALUES (?, ?, ?, ?, 0)",
                 (encode_id("key", event.originator_id), event.account, event.mode, _ts(event.timestamp)),
             )
-        case domain.KeyRevoked():
+        case keys.KeyRevoked():
             db.execute("UPDATE keys SET revoked = 1 WHERE id = ?", (encode_id("key", event.originator_id),))
-        case domain.MemberAdded():
+        case members.MemberAdded():
             db.execute(
                 "INSERT OR REPLACE INTO members (id, account, mode, created) VALUES (?, ?, ?, ?)",
                 (encode_id("mem", event.originator_id), event.account, event.mode, _ts(event.timestamp)),
             )
-        case domain.MemberRemoved():
+        case members.MemberRemoved():
             db.execute("DELETE FROM members WHERE id = ?", (encode_id("mem", event.originator_id),))
         case _:
             pass  # other events do not change who is listed
@@ -91,3 +92,5 @@ def page_ids(table: str, rows: list[sqlite3.Row], limit: int) -> tuple[list[str]
 
 
 ACCOUNT_KEYS_SQL = "SELECT id FROM keys WHERE account = ? AND revoked = 0 ORDER BY created, id"
+
+READ_MODEL = ReadModel(name="directory", schema=SCHEMA, apply=apply)

@@ -1,0 +1,284 @@
+"""A service: its declaration (`Service`) and the process that runs it (`run`).
+
+A service module declares, in its `bootstrap.py`, one `Service`: its partitions and how a
+message picks one, its aggregates' `mutate` functions, its read models, its publisher, its
+consumers, and the table from message type to handler. `run(service)` does the rest, the same
+for every service: telemetry, NATS, the `EVENTS` stream, the partitions and their workers, one
+subscription per message type (queue group `svc.<name>`, so replicas share the load), the
+outbox relays, the consumers, a ping, and on SIGTERM/SIGINT a drain in which every request that
+arrived is answered before the stores close. `open_local(service)` opens the same thing without
+a bus, for tests and tools in one process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import uuid
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import uvloop
+
+from stratus_bus import Bus, Envelope, error_reply, reply_to
+from stratus_bus.bus import encode_reply
+from stratus_bus.config import data_dir, nats_url, relay_enabled
+from stratus_contracts import subjects
+from stratus_contracts.reply import Ping, Pong, RebuildResult
+from stratus_eventstore.model import utcnow
+from stratus_kit import idempotency
+from stratus_kit.consumer import Consumer
+from stratus_kit.partition import Partition, Projector
+from stratus_kit.read_model import ReadModel
+from stratus_kit.registry import Combine, Registry, Route
+from stratus_kit.relay import Publisher, Relay
+from stratus_kit.state import Decision, Handler, State
+from stratus_kit.worker import Mailbox
+from stratus_telemetry import configure, request_id_var
+
+log = logging.getLogger("stratus.runtime")
+
+MODES = ("live", "test")
+DRAIN_TIMEOUT = 10.0
+
+
+def by_mode(message: Any) -> str | None:
+    """The usual route: the caller's mode (or the message's own `mode`); a message with neither
+    (an operator's) goes to every partition."""
+    caller = getattr(message, "caller", None)
+    if caller is not None:
+        return caller.mode
+    return getattr(message, "mode", None)
+
+
+@dataclass(frozen=True)
+class Service:
+    name: str
+    # Built once per process from the dependencies (`dependencies()`: e.g. the keyring).
+    handlers: Callable[..., Mapping[type, Handler]]
+    partitions: Sequence[str] = MODES
+    route: Route = by_mode
+    mutates: Sequence[Any] = ()
+    read_models: Sequence[ReadModel] = ()
+    publisher: Publisher | None = None
+    # How the results of a message sent to every partition (no caller) combine into one.
+    fanout: Mapping[type, Combine] = field(default_factory=dict)
+    # The message type that drops and replays the read models (`stratus rebuild <name>`).
+    rebuild: type | None = None
+    dependencies: Callable[[], dict[str, Any]] = dict
+    # Read models fed by consumers rather than by an event store: (partition name, data dir) →
+    # {name: read model object}. Such a service has no event store.
+    stream_fed: Callable[[str, Path], dict[str, Any]] | None = None
+    # Durable consumers: (bus, the opened service) → Consumer.
+    consumers: Sequence[Callable[[Bus, Local], Consumer]] = ()
+    # Handlers that wait on the bus itself (a rebuild that re-reads a stream): run on the event
+    # loop, one at a time, as `async (message, local) -> result`.
+    on_loop: Mapping[type, Callable[[Any, Local], Awaitable[Any]]] = field(default_factory=dict)
+
+
+class Local:
+    """A service opened in this process: its partitions and its registry."""
+
+    def __init__(
+        self, service: Service, partitions: dict[str, Partition], registry: Registry, deps: dict
+    ) -> None:
+        self.service = service
+        self.partitions = partitions
+        self.registry = registry
+        self.deps = deps
+        self.consumers: dict[str, Consumer] = {}  # by durable name, once the service runs
+
+    def call(self, message: Any, timeout: float = 30.0) -> Any:
+        return self.registry.call(message, timeout)
+
+    def close(self) -> None:
+        self.registry.stop()
+        for part in self.partitions.values():
+            part.close()
+
+    def __enter__(self) -> Local:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _rebuild_handler(message: Any, state: State, now: datetime) -> Decision:
+    return [], state.partition.rebuild_read_models()
+
+
+def open_local(
+    service: Service,
+    *,
+    directory: Path | None = None,
+    deps: dict[str, Any] | None = None,
+    clock: Callable[[], datetime] = utcnow,
+) -> Local:
+    root = directory or data_dir()
+    root.mkdir(parents=True, exist_ok=True)
+    deps = service.dependencies() if deps is None else deps
+    project = Projector(idempotency.mutate, *service.mutates)
+    partitions: dict[str, Partition] = {}
+    try:
+        for name in service.partitions:
+            if service.stream_fed is not None:
+                partitions[name] = Partition.stream_fed(service.name, name, service.stream_fed(name, root))
+            else:
+                partitions[name] = Partition(service.name, name, project, service.read_models, data_dir=root)
+    except BaseException:
+        for part in partitions.values():
+            part.close()
+        raise
+    handlers = dict(service.handlers(**deps))
+    fanout = dict(service.fanout)
+    if service.rebuild is not None and service.rebuild not in service.on_loop:
+        handlers[service.rebuild] = _rebuild_handler
+        fanout[service.rebuild] = lambda counts: RebuildResult(modes=counts)
+    registry = Registry(partitions, handlers, route=service.route, fanout=fanout, clock=clock)
+    return Local(service, partitions, registry, deps)
+
+
+def spawn(stack: contextlib.AsyncExitStack, coro: Awaitable[None], name: str) -> asyncio.Task[None]:
+    """Run a background task for the life of the service; it is cancelled on shutdown."""
+    task = asyncio.create_task(coro, name=name)  # type: ignore[arg-type]
+
+    async def cancel() -> None:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    stack.push_async_callback(cancel)
+    return task
+
+
+class _Replies:
+    """Replies from the worker threads, published on the event loop a batch at a time."""
+
+    def __init__(self, bus: Bus) -> None:
+        self.bus = bus
+        self.mailbox = Mailbox(asyncio.get_running_loop(), self._deliver)
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def _deliver(self, items: list[tuple[str, bytes]]) -> None:
+        task = asyncio.get_running_loop().create_task(self._publish(items))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _publish(self, items: list[tuple[str, bytes]]) -> None:
+        publish = self.bus.nc.publish
+        for subject, payload in items:
+            try:
+                await publish(subject, payload)
+            except Exception:
+                log.warning("could not send a reply", exc_info=True)
+
+    async def flushed(self) -> None:
+        while self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+
+
+def _endpoint(
+    registry: Registry, replies: _Replies, message_type: type
+) -> Callable[[Envelope[Any], str], None]:
+    subject = message_type.subject
+
+    def on_request(envelope: Envelope[Any], reply_subject: str) -> None:
+        def done(result: Any, error: BaseException | None) -> None:
+            token = request_id_var.set(envelope.request_id)
+            try:
+                reply = reply_to(result) if error is None else error_reply(error, subject)
+                try:
+                    payload = encode_reply(reply)
+                except (TypeError, ValueError) as exc:  # a handler returned something unsendable
+                    payload = encode_reply(error_reply(exc, subject))
+            finally:
+                request_id_var.reset(token)
+            if reply_subject:
+                replies.mailbox.post((reply_subject, payload))
+
+        registry.dispatch(
+            envelope.body, done, request_id=envelope.request_id, traceparent=envelope.traceparent
+        )
+
+    return on_request
+
+
+async def serve(service: Service, stop: asyncio.Event | None = None) -> None:
+    """Serve until `stop` is set (or, when none is given, until SIGTERM or SIGINT)."""
+    if stop is None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(sig, stop.set)
+    instance = f"{service.name}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+    bus = await Bus.connect(nats_url(), name=instance)
+    async with contextlib.AsyncExitStack() as stack:
+        stack.push_async_callback(bus.drain)
+        await bus.ensure_events_stream()
+        local = await asyncio.to_thread(open_local, service)
+        stack.callback(local.close)
+        await _start(service, bus, local, stack, instance)
+        log.info("service ready", extra={"instance": instance})
+        await stop.wait()
+        log.info("service stopping: draining")
+
+
+async def _start(
+    service: Service, bus: Bus, local: Local, stack: contextlib.AsyncExitStack, instance: str
+) -> None:
+    replies = _Replies(bus)
+    queue = subjects.queue_group(service.name)
+    subscriptions = []
+    if service.publisher is not None and relay_enabled():
+        for name, part in local.partitions.items():
+            relay = Relay(part, bus.js, service.publisher)
+            part.on_commit = relay.wake
+            spawn(stack, relay.run(), name=f"relay-{name}")
+    for consumer in service.consumers:
+        made = consumer(bus, local)
+        local.consumers[made.durable] = made
+        await made.ensure()
+        spawn(stack, made.run(), name=f"consumer-{made.durable}")
+    for message_type in local.registry.message_types():
+        if getattr(message_type, "subject", ""):
+            on_request = _endpoint(local.registry, replies, message_type)
+            subscriptions.append(await bus.serve(message_type.subject, message_type, on_request, queue=queue))
+    for message_type, handler in service.on_loop.items():
+
+        async def answer(message: Any, handler: Any = handler) -> Any:
+            return await handler(message, local)
+
+        subscriptions.append(await bus.serve_simple(message_type.subject, message_type, answer, queue=queue))
+
+    async def ping(_: Ping) -> Pong:
+        return Pong(service=service.name, instance=instance)
+
+    subscriptions.append(await bus.serve_simple(subjects.ping(service.name), Ping, ping, queue=queue))
+
+    async def drain() -> None:
+        # Stop taking requests and answer every one that arrived; only then do the consumers
+        # and relays stop (callbacks run last-in first-out) and the stores close.
+        for sub in subscriptions:
+            with contextlib.suppress(Exception):
+                await sub.drain()
+        if not await asyncio.to_thread(local.registry.wait_idle, DRAIN_TIMEOUT):
+            log.warning("requests still running at shutdown")
+        await replies.flushed()
+
+    stack.push_async_callback(drain)
+
+
+def run(service: Service) -> None:
+    """`python -m stratus_<name>`: run the service until SIGTERM or SIGINT."""
+    configure(service.name)
+    uvloop.run(serve(service))
+
+
+__all__ = ["MODES", "Local", "Service", "by_mode", "open_local", "run", "serve", "spawn"]
