@@ -13,11 +13,11 @@ from stratus_bus import Bus
 from stratus_contracts import projects as c
 from stratus_contracts.auth import Caller
 from stratus_contracts.events import Event
-from stratus_eventstore.relay import Relay
-from stratus_projects.bootstrap import open_partition
-from stratus_projects.handlers import Partition, ProjectsHandlers
-from stratus_projects.publish import publisher
+from stratus_kit import Local, Relay
+from stratus_projects import views
 from stratus_testing import NatsServer
+
+from .support import Services
 
 ALICE = Caller(account_id="acct_alice", mode="live", key_id="key_alice")
 
@@ -40,11 +40,8 @@ async def bus(nats_server: NatsServer) -> AsyncIterator[Bus]:
 
 
 @pytest.fixture
-def part(backend: str) -> Iterator[Partition]:
-    part = open_partition("live", bus=None)
-    yield part
-    part.view.close()
-    part.store.close()
+def projects(services: Services) -> Local:
+    return services.projects()
 
 
 async def stream_events(bus: Bus) -> list[Event]:
@@ -58,28 +55,28 @@ async def stream_events(bus: Bus) -> list[Event]:
     return events
 
 
-async def test_events_committed_while_no_relay_ran_arrive_once(bus: Bus, part: Partition) -> None:
-    handlers = ProjectsHandlers({"live": part})
-    made = handlers.create_sync(c.CreateProject(caller=ALICE, name="web"))
-    handlers.update_sync(c.UpdateProject(caller=ALICE, project_id=made.id, description="v2"))
-    relay = Relay(part.store, bus.js, publisher("live"))
+async def test_events_committed_while_no_relay_ran_arrive_once(bus: Bus, projects: Local) -> None:
+    made = projects.call(c.CreateProject(caller=ALICE, name="web"))
+    projects.call(c.UpdateProject(caller=ALICE, project_id=made.id, description="v2"))
+    part = projects.partitions["live"]
+    relay = Relay(part, bus, views.PUBLISHER)
     assert await relay.publish_pending() == 2
     # A second relay (a restart) starts from the recorded position and sends nothing.
-    assert await Relay(part.store, bus.js, publisher("live")).publish_pending() == 0
+    assert await Relay(part, bus, views.PUBLISHER).publish_pending() == 0
     events = await stream_events(bus)
     assert [e.type for e in events] == ["project.created", "project.updated"]
     assert events[0].data["id"] == made.id and events[1].data["description"] == "v2"
     assert events[0].account == "acct_alice" and events[0].mode == "live"
 
 
-async def test_crash_after_publish_before_recording_is_deduplicated(bus: Bus, part: Partition) -> None:
-    handlers = ProjectsHandlers({"live": part})
-    made = handlers.create_sync(c.CreateProject(caller=ALICE, name="api"))
-    crashed = Relay(part.store, bus.js, publisher("live"))
+async def test_crash_after_publish_before_recording_is_deduplicated(bus: Bus, projects: Local) -> None:
+    made = projects.call(c.CreateProject(caller=ALICE, name="api"))
+    part = projects.partitions["live"]
+    crashed = Relay(part, bus, views.PUBLISHER)
     # What a relay has done when it dies between JetStream's ack and recording its position:
     assert await crashed.publish(crashed.read(crashed.position())) == 1
     assert crashed.position() == 0
-    restarted = Relay(part.store, bus.js, publisher("live"))
+    restarted = Relay(part, bus, views.PUBLISHER)
     await restarted.publish_pending()
     assert restarted.position() > 0
     events = await stream_events(bus)

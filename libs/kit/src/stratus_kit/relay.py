@@ -4,6 +4,13 @@ It reads the partition's notification log after its tracked position, publishes 
 with `Nats-Msg-Id` = event id, and records the new position only after JetStream acknowledged the
 whole batch. A crash between publish and record re-publishes; JetStream drops the duplicate by
 its id (event ids derive from aggregate id and version, so a re-publish carries the same id).
+So the position is recorded at most every `RECORD_EVERY` seconds (and on a clean stop): in
+SQLite it is a write, with its fsync, that the partition's writer would otherwise wait behind,
+and a crash costs only a re-publish of what JetStream then drops.
+
+The notifications come from the partition's memory of what it committed and followed
+(`Partition.entries_after`), and from the store only after a restart or when the relay fell
+behind further than that memory reaches (and on every poll, for other replicas' commits).
 
 The service's publisher maps a domain event and the aggregate's states right before and after it
 to a public `Event` (or None for internal events). The relay keeps those states itself: it sees
@@ -24,8 +31,8 @@ from typing import Any
 
 import msgspec
 from eventsourcing.persistence import IntegrityError, Tracking
-from nats.js import JetStreamContext
 
+from stratus_bus import Bus
 from stratus_contracts.events import CATALOGUE, Event, Mode
 from stratus_contracts.ids import encode_id
 from stratus_eventstore.model import DomainEvent, event_uuid
@@ -36,6 +43,7 @@ log = logging.getLogger("stratus.relay")
 TRACKING_NAME = "outbox"
 BATCH = 256
 MEMO = 4096
+RECORD_EVERY = 0.25
 
 
 # (domain event, state before it, state after it, the partition's mode) ->
@@ -81,13 +89,13 @@ class Relay:
     def __init__(
         self,
         partition: Partition,
-        js: JetStreamContext,
+        bus: Bus | None,
         publisher: Publisher,
         *,
         poll: float = 1.0,
     ) -> None:
         self.partition = partition
-        self.js = js
+        self.bus = bus
         self.publisher = publisher
         self.poll = poll
         self._wakeup = asyncio.Event()
@@ -96,6 +104,9 @@ class Relay:
         self._encoder = msgspec.json.Encoder()
         self._states: OrderedDict[uuid.UUID, Any] = OrderedDict()
         self._lock = threading.Lock()
+        self._published = 0  # the position published up to, in memory
+        self._recorded = 0  # the position recorded in the store
+        self._recorded_at = 0.0
 
     def wake(self) -> None:
         """Publish soon (callable from any thread: the partition calls it after each commit)."""
@@ -121,27 +132,31 @@ class Relay:
             self._states.popitem(last=False)
         return before, after
 
-    def read(self, after: int) -> list[tuple[int, str, Event[Any]] | tuple[int, None, None]]:
+    def read(
+        self, after: int, from_store: bool = True
+    ) -> list[tuple[int, str, Event[Any]] | tuple[int, None, None]]:
         """The next batch after `after`: (notification id, subject, public event) or, for an
         internal event, (notification id, None, None)."""
-        store = self.partition.store
-        batch = store.recorder.select_notifications(after, BATCH, inclusive_of_start=False)
+        entries = self.partition.entries_after(after, BATCH)
+        if entries is None or (from_store and not entries):
+            store = self.partition.store
+            batch = store.recorder.select_notifications(after, BATCH, inclusive_of_start=False)
+            entries = [(n.id, store.mapper.to_domain_event(n)) for n in batch]
         out: list[Any] = []
         with self._lock:
-            for notification in batch:
-                event = store.mapper.to_domain_event(notification)
+            for notification_id, event in entries or ():
                 if not self.publisher.publishes(event):
                     if event.originator_id in self._states:
                         self._around(event)  # keep the followed state current
-                    out.append((notification.id, None, None))
+                    out.append((notification_id, None, None))
                     continue
-                before, after = self._around(event)
-                public = self.publisher(event, before, after, self.partition.name)  # type: ignore[arg-type]
+                before, state = self._around(event)
+                public = self.publisher(event, before, state, self.partition.name)  # type: ignore[arg-type]
                 if public is None:
-                    out.append((notification.id, None, None))
+                    out.append((notification_id, None, None))
                     continue
                 subject = CATALOGUE[public.type].subject(public.mode, public.account)
-                out.append((notification.id, subject, public))
+                out.append((notification_id, subject, public))
         return out
 
     def record(self, position: int) -> None:
@@ -150,8 +165,9 @@ class Relay:
             self._tracking.insert_tracking(Tracking(TRACKING_NAME, position))
 
     async def publish(self, batch: list[Any]) -> int:
+        assert self.bus is not None
         publishes = [
-            self.js.publish(subject, self._encoder.encode(event), headers={"Nats-Msg-Id": event.id})
+            self.bus.publish_durably(subject, self._encoder.encode(event), event.id)
             for _, subject, event in batch
             if subject is not None
         ]
@@ -160,29 +176,74 @@ class Relay:
         return len(publishes)
 
     async def publish_pending(self) -> int:
-        """Publish everything committed after the tracked position; return how many were sent."""
+        """Publish everything committed after the recorded position, then record how far it got;
+        return how many events were sent."""
+        sent = await self._publish_batches(from_store=True)
+        await self._record()
+        return sent
+
+    async def _publish_batches(self, from_store: bool) -> int:
+        """Publish batches while there are any. With `from_store` false only what the partition
+        holds in memory is looked at (a local commit woke us); the poll reads the store too, for
+        what other replicas committed. The position is recorded now and then, not per batch."""
+        loop = asyncio.get_running_loop()
+        if not self._published:
+            self._published = self._recorded = await asyncio.to_thread(self.position)
         sent = 0
         while True:
-            batch = await asyncio.to_thread(self.read, await asyncio.to_thread(self.position))
+            batch = await asyncio.to_thread(self.read, self._published, from_store)
             if not batch:
-                return sent
+                break
             sent += await self.publish(batch)
-            # Only after JetStream acknowledged: a crash before this line re-publishes, deduplicated.
-            await asyncio.to_thread(self.record, batch[-1][0])
+            self._published = batch[-1][0]
+            # Only after JetStream acknowledged: a crash before recording re-publishes, deduplicated.
+            if loop.time() - self._recorded_at >= RECORD_EVERY:
+                await self._record()
+        return sent
+
+    async def _record(self) -> None:
+        if self._published > self._recorded:
+            position = self._published
+            await asyncio.to_thread(self.record, position)
+            self._recorded = position
+            self._recorded_at = asyncio.get_running_loop().time()
 
     async def run(self) -> None:
         self._loop = asyncio.get_running_loop()
-        while True:
-            self._wakeup.clear()
-            try:
-                await self.publish_pending()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                # NATS or the store is briefly away; the position is safe, so try again.
-                log.exception("relay pass failed; retrying")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wakeup.wait(), timeout=self.poll)
+        woken = False
+        try:
+            while True:
+                self._wakeup.clear()
+                try:
+                    await self._publish_batches(from_store=not woken)
+                    await self._record_later()
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    # NATS or the store is briefly away; the position is safe, so try again.
+                    log.exception("relay pass failed; retrying")
+                try:
+                    await asyncio.wait_for(self._wakeup.wait(), timeout=self.poll)
+                    woken = True
+                except TimeoutError:
+                    woken = False
+        finally:
+            # A clean stop records how far it got (a crash re-publishes that much instead).
+            if self._published > self._recorded:
+                with contextlib.suppress(Exception):
+                    self.record(self._published)
+
+    async def _record_later(self) -> None:
+        """Record the position once things are quiet for a moment, not after every batch."""
+        if self._published > self._recorded and not self._wakeup.is_set():
+            loop = asyncio.get_running_loop()
+            delay = RECORD_EVERY - (loop.time() - self._recorded_at)
+            if delay > 0:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wakeup.wait(), timeout=delay)
+                if self._wakeup.is_set():
+                    return
+            await self._record()
 
 
 __all__ = ["TRACKING_NAME", "Publisher", "Relay", "chain"]

@@ -16,7 +16,7 @@ from __future__ import annotations
 import functools
 import uuid
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from stratus_contracts import envs as c
@@ -86,7 +86,10 @@ def create_environment(cmd: c.CreateEnvironment, state: State, now: datetime) ->
             "environment_name_taken", f"An environment named {cmd.name!r} already exists in this project."
         )
     index = _index(state, project.id, cmd.name)
-    events = d.create(new_uuid(), project.account, project.id, cmd, index, cmd.caller.actor(), now)
+    # After the defaults made in this same commit (they are a microsecond apart), so that
+    # "oldest first" lists them first.
+    when = now + timedelta(microseconds=len(c.DEFAULT_ENVIRONMENTS)) if seeded else now
+    events = d.create(new_uuid(), project.account, project.id, cmd, index, cmd.caller.actor(), when)
     return [*seeded, *events], views.environment(_after(None, events), state.name)
 
 
