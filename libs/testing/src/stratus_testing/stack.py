@@ -18,13 +18,14 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Any
 
 import httpx
 
+from stratus_contracts import masterkey, services
 from stratus_testing.processes import exited, preexec, terminate
 from stratus_testing.waiting import free_port, wait_until
 
@@ -66,6 +67,7 @@ class Stack:
         self.env.update(env or {})
         self.process: subprocess.Popen[bytes] | None = None
         self._logs: list[IO[bytes]] = []
+        self._extras: list[subprocess.Popen[bytes]] = []
 
     # -- lifecycle ----------------------------------------------------------------------
 
@@ -269,32 +271,61 @@ class Stack:
     def extra_gateway(self, env: Mapping[str, str] | None = None) -> Iterator[str]:
         """A second gateway replica on the same bus and a free port; yields its base URL."""
         port = free_port()
-        gateway_env = {**self.env, "NATS_URL": self.nats_url, "STRATUS_PORT": str(port), **(env or {})}
-        log = (self.data_dir / f"gateway-{port}.log").open("ab")
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "stratus_gateway"],
-            env=gateway_env,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=log,
-            preexec_fn=preexec(),
-        )
         url = f"http://127.0.0.1:{port}"
 
         def ready() -> bool:
-            if proc.poll() is not None:
-                raise StackFailed(f"extra gateway exited with {proc.returncode}")
             try:
                 return httpx.get(f"{url}/readyz", timeout=1.0, trust_env=False).status_code == 200
             except httpx.HTTPError:
                 return False
 
-        try:
-            wait_until(ready, timeout=self.ready_timeout, message="extra gateway ready")
+        with self._extra("gateway", f"gateway-{port}", {"STRATUS_PORT": str(port), **(env or {})}, ready):
             yield url
+
+    @contextlib.contextmanager
+    def extra_service(self, name: str, env: Mapping[str, str] | None = None) -> Iterator[int]:
+        """One more replica of a service (`stratus_<name>`) on the same bus and data dir, as
+        `stratus up` starts it; yields its pid once it reports ready."""
+        extra = dict(env or {})
+        key_file = self.data_dir / "master.key"
+        if services.BY_NAME[name].holds_master_key and key_file.exists():
+            extra.setdefault(masterkey.MASTER_KEY_ENV, key_file.read_text().strip())
+        log_path = self.data_dir / f"{name}-extra-{len(self._extras)}.log"
+
+        def ready() -> bool:
+            return log_path.exists() and '"service ready"' in log_path.read_text(errors="replace")
+
+        with self._extra(name, log_path.stem, extra, ready) as proc:
+            yield proc.pid
+
+    @contextlib.contextmanager
+    def _extra(
+        self, name: str, log_name: str, env: Mapping[str, str], ready: Callable[[], bool]
+    ) -> Iterator[subprocess.Popen[bytes]]:
+        process_env = {**self.env, "NATS_URL": self.nats_url, "STRATUS_LOG_LEVEL": "INFO", **env}
+        log = (self.data_dir / f"{log_name}.log").open("ab")
+        proc = subprocess.Popen(
+            [sys.executable, "-m", services.BY_NAME[name].module],
+            env=process_env,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=log,
+            preexec_fn=preexec(),
+        )
+        self._extras.append(proc)
+
+        def started() -> bool:
+            if proc.poll() is not None:
+                raise StackFailed(f"extra {name} exited with {proc.returncode}")
+            return ready()
+
+        try:
+            wait_until(started, timeout=self.ready_timeout, message=f"extra {name} ready")
+            yield proc
         finally:
             terminate(proc, 10.0)
             log.close()
+            self._extras.remove(proc)
 
     # -- debugging ----------------------------------------------------------------------
 
