@@ -291,12 +291,13 @@ def get_config_version(
 
 def list_config_versions(q: c.ListConfigVersions, state: State, now: datetime) -> Decision:
     env, _ = _env(state, q.caller, q.env_id)
-    infos = list(reversed(env.versions))
+    # Version n is `versions[n - 1]`: a page is a slice, however long the history.
+    end = len(env.versions)
     if q.cursor:
-        before = read_model.decode_number_cursor(q.cursor)
-        infos = [i for i in infos if i.number < before]
-    has_more = len(infos) > q.limit
-    infos = infos[: q.limit]
+        end = max(0, min(end, read_model.decode_number_cursor(q.cursor) - 1))
+    start = max(0, end - q.limit)
+    infos = env.versions[start:end][::-1]
+    has_more = start > 0
     env_id, project_id = encode_id("env", env.id), encode_id("prj", env.project_id)
     items = [
         c.ConfigVersionSummary(
