@@ -39,7 +39,9 @@ def event(
 
 @pytest.fixture
 def models(tmp_path: Path) -> Iterator[dict[str, AuditReadModel]]:
-    opened = {mode: AuditReadModel(tmp_path / f"audit-{mode}.audit.read.db", mode) for mode in ("live", "test")}
+    opened = {
+        mode: AuditReadModel(tmp_path / f"audit-{mode}.audit.read.db", mode) for mode in ("live", "test")
+    }
     yield opened
     for model in opened.values():
         model.close()

@@ -95,7 +95,9 @@ async def test_keeps_audit_events_and_skips_the_rest(bus: Bus, models: dict[str,
     assert models["live"].position() == models["test"].position() == last + 1
 
 
-async def test_the_same_event_twice_in_the_stream_is_one_row(bus: Bus, models: dict[str, AuditReadModel]) -> None:
+async def test_the_same_event_twice_in_the_stream_is_one_row(
+    bus: Bus, models: dict[str, AuditReadModel]
+) -> None:
     revoked = event("key.revoked", actor=Actor(key_id="key_admin", ip="127.0.0.1", request_id="req_x"))
     # Past JetStream's duplicate window (or with the header lost) the stream holds two copies.
     await publish(bus, revoked)
@@ -127,7 +129,9 @@ async def test_written_but_not_acked_is_redelivered_and_stays_one_row(
     assert rows(models["live"]) == [created.id]
 
 
-async def test_a_lost_read_model_rereads_the_stream(bus: Bus, tmp_path: Path, models: dict[str, AuditReadModel]) -> None:
+async def test_a_lost_read_model_rereads_the_stream(
+    bus: Bus, tmp_path: Path, models: dict[str, AuditReadModel]
+) -> None:
     events = [event("key.created", minutes=i) for i in range(3)]
     for e in events:
         last = await publish(bus, e, e.id)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import functools
 import random
 import uuid
 
@@ -10,12 +11,16 @@ PREFIXES = frozenset({"acct", "prj", "env", "dep", "whk", "evt", "dlv", "key", "
 _ALPHABET_LEN = 26  # base32 of 16 bytes, padding stripped
 
 
+# Both directions are pure and `base64.b32*` run in Python: a request resolves and renders the
+# same few ids again and again, so recent ones are remembered.
+@functools.lru_cache(maxsize=65536)
 def encode_id(prefix: str, value: uuid.UUID) -> str:
     """Render an aggregate UUID as a public id such as `prj_…`."""
     text = base64.b32encode(value.bytes).decode("ascii").rstrip("=").lower()
     return f"{prefix}_{text}"
 
 
+@functools.lru_cache(maxsize=65536)
 def decode_id(prefix: str, public_id: str) -> uuid.UUID | None:
     """The UUID behind a public id, or None when it is not a well-formed id of that kind."""
     head, sep, body = public_id.partition("_")

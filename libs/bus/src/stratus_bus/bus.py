@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import functools
+import itertools
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -69,6 +70,15 @@ def envelope_decoder(body_type: Any) -> msgspec.msgpack.Decoder[Any]:
 
 def encode_reply(reply: Reply[Any]) -> bytes:
     return _encoder.encode(reply)
+
+
+class _PubAck(msgspec.Struct):
+    seq: int = 0
+    duplicate: bool = False
+    error: dict[str, Any] | None = None
+
+
+_pub_ack = msgspec.json.Decoder(_PubAck)
 
 
 class RemoteError(Exception):
@@ -146,6 +156,64 @@ def error_reply(exc: BaseException, subject: str) -> Reply[Any]:
     return Reply(error=ErrorReply(code="internal_error", message="internal error"))
 
 
+class _Replies:
+    """Our own reply inbox: one wildcard subscription, a future per request by a counter token.
+
+    nats-py's `request` makes a random token (NUID plus `os.urandom`) and a done-callback per
+    call and waits with `asyncio.wait_for`; a counter and one timer handle do the same job for a
+    fraction of the gateway's CPU per request (docs/performance.md)."""
+
+    def __init__(self, nc: NATS) -> None:
+        self.nc = nc
+        self.prefix = ""
+        self.pending: dict[str, asyncio.Future[Msg]] = {}
+        self._tokens = itertools.count(1)
+        self._started: asyncio.Future[None] | None = None
+
+    async def ready(self) -> None:
+        if self._started is None:
+            self._started = asyncio.get_running_loop().create_future()
+            try:
+                self.prefix = self.nc.new_inbox() + "."
+                await self.nc.subscribe(self.prefix + "*", cb=self._on_reply)
+            except BaseException as exc:
+                self._started.set_exception(exc)
+                self._started = None
+                raise
+            self._started.set_result(None)
+        await self._started
+
+    async def _on_reply(self, msg: Msg) -> None:
+        future = self.pending.pop(msg.subject[len(self.prefix) :], None)
+        if future is not None and not future.done():
+            future.set_result(msg)
+
+    def _expire(self, token: str) -> None:
+        future = self.pending.pop(token, None)
+        if future is not None and not future.done():
+            future.set_exception(NatsTimeout())
+
+    async def request(
+        self, subject: str, payload: bytes, timeout: float, headers: dict[str, str] | None = None
+    ) -> Msg:
+        if not self._started or not self._started.done():
+            await self.ready()
+        loop = asyncio.get_running_loop()
+        token = str(next(self._tokens))
+        future: asyncio.Future[Msg] = loop.create_future()
+        self.pending[token] = future
+        timer = loop.call_later(timeout, self._expire, token)
+        try:
+            await self.nc.publish(subject, payload, reply=self.prefix + token, headers=headers)
+            msg = await future
+        finally:
+            timer.cancel()
+            self.pending.pop(token, None)
+        if msg.headers and msg.headers.get("Status") == "503":
+            raise NoRespondersError
+        return msg
+
+
 class Bus:
     def __init__(self, nc: NATS) -> None:
         self.nc = nc
@@ -153,6 +221,7 @@ class Bus:
         self._reconnect_callbacks: list[Callable[[], None]] = []
         self._timeout = request_timeout()
         self._answering: set[asyncio.Task[None]] = set()  # held, so they are not collected early
+        self._replies = _Replies(nc)
 
     @classmethod
     async def connect(cls, url: str, name: str) -> Bus:
@@ -232,7 +301,7 @@ class Bus:
     ) -> Any:
         payload = _encoder.encode(Envelope(request_id_var.get(), parent, message))
         try:
-            msg = await self.nc.request(subject, payload, timeout=timeout or self._timeout)
+            msg = await self._replies.request(subject, payload, timeout or self._timeout)
         except NoRespondersError as exc:
             raise ServiceUnavailable(subject) from exc
         except NatsTimeout as exc:
@@ -243,6 +312,21 @@ class Bus:
         if reply.replayed and (note := _replay_note.get()) is not None:
             note.replayed = True
         return reply.result
+
+    async def publish_durably(self, subject: str, payload: bytes, msg_id: str, timeout: float = 5.0) -> int:
+        """Publish to JetStream with `Nats-Msg-Id` (a re-publish within the stream's duplicate
+        window is dropped) and wait for the stream to store it; its stream sequence. The same
+        protocol as `js.publish`, on the bus's lighter request path (docs/performance.md)."""
+        try:
+            msg = await self._replies.request(subject, payload, timeout, headers={"Nats-Msg-Id": msg_id})
+        except NoRespondersError as exc:
+            raise nats.js.errors.NoStreamResponseError from exc
+        except NatsTimeout as exc:
+            raise ServiceTimeout(subject) from exc
+        ack = _pub_ack.decode(msg.data)
+        if ack.error is not None:
+            raise nats.js.errors.APIError(description=str(ack.error))
+        return ack.seq
 
     async def serve(
         self,

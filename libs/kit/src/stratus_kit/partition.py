@@ -18,11 +18,12 @@ event loop: the store is synchronous.
 
 from __future__ import annotations
 
+import bisect
 import logging
 import os
 import threading
 import uuid
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -33,12 +34,13 @@ from opentelemetry import trace
 from stratus_eventstore import snapshots
 from stratus_eventstore.model import DomainEvent
 from stratus_eventstore.store import Store, open_store
-from stratus_kit.read_model import LocalReadModel, ReadModel
+from stratus_kit.read_model import ReadModel, ReadModelFile
 
 log = logging.getLogger("stratus.kit.partition")
 _tracer = trace.get_tracer("stratus.kit")
 
 CATCH_UP_BATCH = 500
+RECENT = 8192  # notifications kept in memory for the relay
 
 
 def cache_size() -> int:
@@ -147,20 +149,22 @@ class Partition:
         self.store: Store = open_store(service, name, data_dir)
         self.cache = AggregateCache(cache_size() if cache is None else cache)
         self.snapshot_every = snapshot_interval() if snapshot_every is None else snapshot_every
-        self.read_models: dict[str, LocalReadModel] = {
-            spec.name: LocalReadModel(data_dir / f"{service}-{name}.{spec.name}.read.db", spec)
-            for spec in read_models
-        }
+        self.read_file: ReadModelFile | None = None
+        self.read_models: dict[str, Any] = {}
+        if read_models:
+            self.read_file = ReadModelFile(data_dir / f"{service}-{name}.read.db")
+            self.read_models = {spec.name: self.read_file.open(spec) for spec in read_models}
         self._lock = threading.RLock()  # following the log and applying commits, one at a time
         self._mapper = self.store.mapper
         self._recorder = self.store.recorder
         # Everything up to here is reflected in the cache (which starts empty).
         self.position = self._recorder.max_notification_id() or 0
+        # The log's notifications after `_recent_base`, in order, for the relay (which then
+        # reads the store only after a restart or when it fell further behind than this).
+        self.recent: deque[tuple[int, Any]] = deque(maxlen=RECENT)
+        self._recent_ids: deque[int] = deque(maxlen=RECENT)
+        self._recent_base = self.position
         self.on_commit: Callable[[], None] | None = None  # wakes the relay
-        for model in self.read_models.values():
-            if model.stale:
-                log.info("read model schema changed: rebuilding", extra={"read_model": model.path})
-                model.drop()
         self._catch_up_read_models()
 
     @classmethod
@@ -173,9 +177,11 @@ class Partition:
         part.store = None
         part.cache = AggregateCache(0)
         part.snapshot_every = 0
+        part.read_file = None
         part.read_models = read_models
         part._lock = threading.RLock()
         part.position = 0
+        part.recent, part._recent_ids, part._recent_base = deque(), deque(), 0
         part.on_commit = None
         return part
 
@@ -191,14 +197,24 @@ class Partition:
             cached = self.cache.get(aggregate_id)
             if cached is not None:
                 return cached
-        snapshot = None
-        if self.store.snapshots is not None:
+        assert self.store is not None
+        # One query answers most loads: an aggregate that does not exist (every uniqueness
+        # check of a create) or has a short history. Only a history longer than the snapshot
+        # interval asks the snapshot store, and then reads just the events after the snapshot.
+        head = self.snapshot_every + 1 if self.snapshot_every > 0 else None
+        events = list(self.store.events.get(aggregate_id, lte=version, limit=head))
+        if head is not None and len(events) == head and self.store.snapshots is not None:
             found = list(self.store.snapshots.get(aggregate_id, desc=True, limit=1, lte=version))
-            if found and (restored := snapshots.restore(found[0])) is not None:  # type: ignore[arg-type]
-                snapshot = restored
-        after = snapshot.version if snapshot is not None else None
-        events = self.store.events.get(aggregate_id, gt=after, lte=version)
-        state = self.project(snapshot, events)
+            snapshot = snapshots.restore(found[0]) if found else None  # type: ignore[arg-type]
+            if snapshot is not None:
+                state = self.project(
+                    snapshot, self.store.events.get(aggregate_id, gt=snapshot.version, lte=version)
+                )
+            else:
+                rest = self.store.events.get(aggregate_id, gt=events[-1].originator_version, lte=version)
+                state = self.project(self.project(None, events), rest)
+        else:
+            state = self.project(None, events)
         if version is None and state is not None:
             self.cache.put(aggregate_id, state)
         return state
@@ -220,16 +236,35 @@ class Partition:
                 entries = self._decode(batch)
                 for _, event in entries:
                     self.cache.follow(event, self.project)
-                for model in self.read_models.values():
-                    model.advance(entries)
+                if self.read_file is not None:
+                    self.read_file.advance(entries)
+                self._remember(entries)
                 self.position = batch[-1].id
 
     def _decode(self, notifications: Sequence[Notification]) -> list[tuple[int, Any]]:
         to_event = self._mapper.to_domain_event
         return [(n.id, to_event(n)) for n in notifications]
 
+    def _remember(self, entries: Sequence[tuple[int, Any]]) -> None:
+        for entry in entries:
+            if len(self.recent) == self.recent.maxlen:
+                self._recent_base = self._recent_ids[0]
+            self.recent.append(entry)
+            self._recent_ids.append(entry[0])
+
+    def entries_after(self, position: int, limit: int) -> list[tuple[int, Any]] | None:
+        """The log's notifications after `position` as this partition has seen them (its own
+        commits and what it followed), or None when it does not hold them all any more."""
+        with self._lock:
+            if position < self._recent_base:
+                return None
+            start = bisect.bisect_right(self._recent_ids, position)
+            return [self.recent[i] for i in range(start, min(len(self.recent), start + limit))]
+
     def _catch_up_read_models(self) -> None:
         """Replay into each read model what it has not seen (all of it, for a new file)."""
+        if self.read_file is None:
+            return
         for model in self.read_models.values():
             position = model.position()
             while position < self.position:
@@ -271,12 +306,14 @@ class Partition:
             ):
                 self.sync()  # others committed before us: apply theirs first, in log order
             entries = [(r.notification.id, r.domain_event) for r in recordings]
-            for model in self.read_models.values():
-                model.advance(entries)
+            if self.read_file is not None:
+                self.read_file.advance(entries)
             for aggregate_id, state in states.items():
                 self.cache.put(aggregate_id, state)
-            if entries:
-                self.position = max(self.position, entries[-1][0])
+            if entries and entries[-1][0] > self.position:
+                # (a reader's `sync` may have taken them in already, between our insert and here)
+                self._remember([e for e in entries if e[0] > self.position])
+                self.position = entries[-1][0]
         if self.on_commit is not None:
             self.on_commit()
 
@@ -303,8 +340,11 @@ class Partition:
                 log.warning("could not write a snapshot", exc_info=True)
 
     def close(self) -> None:
-        for model in self.read_models.values():
-            model.close()
+        if self.read_file is not None:
+            self.read_file.close()
+        else:
+            for model in self.read_models.values():
+                model.close()
         if self.store is not None:
             self.store.close()
 

@@ -238,7 +238,7 @@ async def _start(
     subscriptions = []
     if service.publisher is not None and relay_enabled():
         for name, part in local.partitions.items():
-            relay = Relay(part, bus.js, service.publisher)
+            relay = Relay(part, bus, service.publisher)
             part.on_commit = relay.wake
             spawn(stack, relay.run(), name=f"relay-{name}")
     for consumer in service.consumers:

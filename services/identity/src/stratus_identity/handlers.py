@@ -16,9 +16,9 @@ from stratus_contracts import identity as c
 from stratus_contracts.auth import Caller
 from stratus_contracts.errors import DomainError
 from stratus_contracts.ids import decode_id, encode_id, new_uuid
+from stratus_eventstore.preconditions import require_version
 from stratus_identity import read_model
 from stratus_identity.domain import accounts, keys, members
-from stratus_identity.domain.base import require_version
 from stratus_identity.views import account_view, key_view, member_view, principal_of
 from stratus_kit import Decision, Handler, State
 

@@ -24,6 +24,7 @@ from stratus_contracts.errors import DomainError
 from stratus_contracts.events import Actor
 from stratus_contracts.ids import encode_id
 from stratus_contracts.projects import ROLES, Role
+from stratus_eventstore import preconditions
 from stratus_eventstore.model import DomainEvent, index_uuid
 
 RANK: dict[Role, int] = {role: rank for rank, role in enumerate(ROLES)}
@@ -249,14 +250,7 @@ def require_role(state: Project, caller: Caller, needed: Role, action: str) -> N
 
 
 def require_version(version: int, expected: int | None, what: str = "This project") -> None:
-    """412 unless `expected` (the client's If-Match) is None or still the current version. Checked
-    on the state a decision is made from, so of two writers holding one ETag only one can win:
-    the other's save conflicts, and on fresh state its version no longer matches."""
-    if expected is not None and expected != version:
-        raise DomainError(
-            "precondition_failed",
-            f'{what} is at version "{version}", not "{expected}" (If-Match); read it again and retry.',
-        )
+    preconditions.require_version(version, expected, what)
 
 
 def require_unrestricted(caller: Caller) -> None:

@@ -1,5 +1,5 @@
 """What identity's aggregate families share: the event base that records the actor, and the
-validation and If-Match helpers their decisions use."""
+validation helper their decisions use."""
 
 from __future__ import annotations
 
@@ -22,17 +22,6 @@ class IdentityEvent(DomainEvent, frozen=True, kw_only=True):
 
 def invalid(errors: list[FieldError]) -> DomainError:
     return DomainError("validation_failed", "; ".join(f"{e.field}: {e.message}" for e in errors), errors)
-
-
-def require_version(version: int, expected: int | None, what: str) -> None:
-    """412 unless `expected` (the client's If-Match) is None or still the current version. Checked
-    on the state a decision is made from, so of two writers holding one ETag only one can win:
-    the other's save conflicts, and on fresh state its version no longer matches."""
-    if expected is not None and expected != version:
-        raise DomainError(
-            "precondition_failed",
-            f'{what} is at version "{version}", not "{expected}" (If-Match); read it again and retry.',
-        )
 
 
 def moved(classes: Iterable[type]) -> None:
