@@ -12,11 +12,11 @@ RUN := $(UV) run $(FROZEN)
 DATA_DIR := .stratus
 PYTEST_ARGS ?=
 
-.PHONY: help install run test lint fmt bench clean
+.PHONY: help install run test lint fmt bench bench-scale clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "; print "Usage: make <target>\n\nTargets:"} \
-		/^[a-zA-Z_-]+:.*## / {printf "  %-9s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+		/^[a-zA-Z_-]+:.*## / {printf "  %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 install: ## Install uv (from PyPI, if missing) and the virtualenv from uv.lock
 	@if ! command -v "$(UV)" >/dev/null 2>&1; then \
@@ -40,6 +40,9 @@ fmt: install ## Format the code and sort imports (ruff)
 
 bench: install ## Run the benchmarks (deploy/bench/run.py)
 	$(RUN) python deploy/bench/run.py
+
+bench-scale: install ## Cost as an account grows: 100k projects, 10k config versions (scale.py)
+	$(RUN) python deploy/bench/scale.py
 
 clean: ## Delete the local stack's data (.stratus); refuses while it runs
 	@if [ -f $(DATA_DIR)/stack.json ] && kill -0 "$$(sed -n 's/.*"pid": *\([0-9]*\).*/\1/p' $(DATA_DIR)/stack.json | head -1)" 2>/dev/null; then \

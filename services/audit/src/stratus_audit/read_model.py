@@ -326,8 +326,8 @@ def list_sql(q: ListAuditEvents) -> tuple[str, list[object]]:
         params.append(ts(q.created_lt))
     if q.cursor:
         created, row_id = decode_cursor(q.cursor)
-        where.append("(created < ? OR (created = ? AND id < ?))")
-        params += [created, created, row_id]
+        where.append("(created, id) < (?, ?)")  # a row value: SQLite seeks the index to it
+        params += [created, row_id]
     # Only constants and placeholders are interpolated; values travel as parameters.
     sql = (
         f"SELECT id, created, event FROM audit_events WHERE {' AND '.join(where)}"  # noqa: S608

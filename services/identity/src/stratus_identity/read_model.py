@@ -72,8 +72,8 @@ def page_sql(
         params.append(int(revoked))
     if cursor:
         created, row_id = cursors.decode(cursor, table, 2)
-        where.append("(created < ? OR (created = ? AND id < ?))")
-        params += [created, created, row_id]
+        where.append("(created, id) < (?, ?)")  # a row value: SQLite seeks the index to it
+        params += [created, row_id]
     # Only constants are interpolated; values travel as parameters.
     sql = (
         f"SELECT id, created FROM {table} WHERE {' AND '.join(where)}"  # noqa: S608

@@ -27,7 +27,7 @@ from stratus_kit import ReadModel
 from stratus_projects import domain
 
 # Bump when SCHEMA changes: a file built by older code is then rebuilt from the log on open.
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS projects (
     id TEXT PRIMARY KEY,
@@ -40,7 +40,7 @@ CREATE TABLE IF NOT EXISTS projects (
     version INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS projects_account_created ON projects (account, created, id);
-CREATE INDEX IF NOT EXISTS projects_account_name ON projects (account, name);
+CREATE INDEX IF NOT EXISTS projects_account_name ON projects (account, name, id);
 CREATE TABLE IF NOT EXISTS project_members (
     project_id TEXT NOT NULL,
     member_id TEXT NOT NULL,
@@ -180,11 +180,15 @@ def list_sql(q: ListProjects) -> tuple[str, list[object]]:
         params.append(q.owner)
     if q.cursor:
         key, row_id = cursors.decode(q.cursor, q.sort, 2)
-        where.append(f"({column} {op} ? OR ({column} = ? AND id {op} ?))")
-        params += [key, key, row_id]
+        # A row value, so that SQLite seeks the index to the cursor instead of scanning to it.
+        where.append(f"({column}, id) {op} (?, ?)")
+        params += [key, row_id]
+    # A name is one project at most: find it by the name index, although the sort order would
+    # have SQLite walk the account's whole (created, id) index to avoid sorting that one row.
+    index = " INDEXED BY projects_account_name" if q.name is not None else ""
     # Only constants and placeholders are interpolated; values travel as parameters.
     sql = (
-        f"SELECT {_COLUMNS} FROM projects WHERE {' AND '.join(where)}"  # noqa: S608
+        f"SELECT {_COLUMNS} FROM projects{index} WHERE {' AND '.join(where)}"  # noqa: S608
         f" ORDER BY {column} {direction}, id {direction} LIMIT ?"
     )
     params.append(q.limit + 1)

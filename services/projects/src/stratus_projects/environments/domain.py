@@ -4,7 +4,9 @@ Pure: no I/O. An environment is an aggregate of its own (`env_…`) that names i
 variables live in it as sealed values (AES-GCM ciphertext under the environment's data key, never
 plaintext) with a keyed fingerprint; every change to them is one `EnvVarsChanged` event that
 makes the next config version, so version `n` is the map replayed up to the event that made it.
-Version 1 is the empty map an environment starts with.
+Version 1 is the empty map an environment starts with. The aggregate holds only its current map
+and what made its current version: the list of versions is a read model (`read_model`), so an
+environment with ten thousand versions is as small, and as quick to load, as a new one.
 
 Other aggregates here: the name index (names are unique per project, claimed in the same save as
 the change), a per-project marker that the default environments were made, the environment's
@@ -150,6 +152,8 @@ class Var(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class VersionInfo(msgspec.Struct, frozen=True, kw_only=True):
+    """One config version: what made it, and where in the environment's history it is."""
+
     number: int
     at: int  # the environment's aggregate version right after this config version was made
     created: datetime
@@ -171,11 +175,11 @@ class Environment(msgspec.Struct, frozen=True, kw_only=True):
     updated: datetime
     deleted: bool = False
     vars: dict[str, Var] = {}
-    versions: tuple[VersionInfo, ...] = ()
+    latest: VersionInfo  # the current config version
 
     @property
     def config_version(self) -> int:
-        return self.versions[-1].number
+        return self.latest.number
 
 
 class NameIndex(msgspec.Struct, frozen=True, kw_only=True):
@@ -236,16 +240,7 @@ def _(event: EnvironmentCreated, _: None) -> Environment:
         auto_deploy=event.auto_deploy,
         created=event.timestamp,
         updated=event.timestamp,
-        versions=(
-            VersionInfo(
-                number=1,
-                at=event.originator_version,
-                created=event.timestamp,
-                changed=(),
-                removed=(),
-                var_count=0,
-            ),
-        ),
+        latest=first_version(event),
     )
 
 
@@ -289,7 +284,7 @@ def _(event: EnvVarsChanged, state: Environment) -> Environment:
         version=event.originator_version,
         updated=event.timestamp,
         vars=variables,
-        versions=(*state.versions, info),
+        latest=info,
     )
 
 
@@ -589,10 +584,20 @@ def change_vars(
     ]
 
 
-def version_info(state: Environment, number: int) -> VersionInfo:
-    if not 1 <= number <= len(state.versions):
+def first_version(event: EnvironmentCreated) -> VersionInfo:
+    """Version 1: the empty map an environment starts with."""
+    return VersionInfo(
+        number=1, at=event.originator_version, created=event.timestamp, changed=(), removed=(), var_count=0
+    )
+
+
+def version_info(state: Environment, number: int, older: VersionInfo | None) -> VersionInfo:
+    """Config version `number` of `state`: its current one, or `older` (from the read model)."""
+    if number == state.config_version:
+        return state.latest
+    if older is None or not 1 <= number < state.config_version:
         raise DomainError("config_version_not_found", f"This environment has no config version {number}.")
-    return state.versions[number - 1]
+    return older
 
 
 # --- decisions: data keys and reveals --------------------------------------------------------

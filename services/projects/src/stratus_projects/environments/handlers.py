@@ -235,7 +235,10 @@ def _version(
     new: bool = False,
 ) -> tuple[list[Any], c.ConfigVersion]:
     """Config version `number` as the API shows it, and the reveal record it needs (if any)."""
-    info = d.version_info(env, number)
+    older = None
+    if number != env.config_version:
+        older = read_model.config_version(state.read_model("environments"), encode_id("env", env.id), number)
+    info = d.version_info(env, number, older)
     at = env if info.at == env.version else state.at(env.id, info.at)
     items, revealed = _items(state, keyring, at, sorted(at.vars), reveal, key)
     # Recorded in the commit made before the values leave: no reveal without its audit record.
@@ -291,14 +294,12 @@ def get_config_version(
 
 def list_config_versions(q: c.ListConfigVersions, state: State, now: datetime) -> Decision:
     env, _ = _env(state, q.caller, q.env_id)
-    # Version n is `versions[n - 1]`: a page is a slice, however long the history.
-    end = len(env.versions)
-    if q.cursor:
-        end = max(0, min(end, read_model.decode_number_cursor(q.cursor) - 1))
-    start = max(0, end - q.limit)
-    infos = env.versions[start:end][::-1]
-    has_more = start > 0
     env_id, project_id = encode_id("env", env.id), encode_id("prj", env.project_id)
+    before = read_model.decode_number_cursor(q.cursor) if q.cursor else env.config_version + 1
+    # Paged in SQL (an index seek), so a page costs the same however long the history.
+    infos = read_model.config_versions(state.read_model("environments"), env_id, before, q.limit + 1)
+    has_more = len(infos) > q.limit
+    infos = infos[: q.limit]
     items = [
         c.ConfigVersionSummary(
             number=i.number,

@@ -1,16 +1,20 @@
-"""The environment list read model, and the data-key index a master-key rotation walks.
+"""The environments read model: the environment list, every environment's config versions, and
+the data-key index a master-key rotation walks.
 
-A read model of its own (`$STRATUS_DATA_DIR/projects-<mode>.environments.read.db`) over the
-projects store: one row per live environment (its settings, config version and version, so a
-list needs no aggregate loads) and one row per data key with the id of the master key that
-wraps it. Built only from events; deleting the file rebuilds it on the next start, `stratus
-rebuild projects` rebuilds it in place.
+In the projects partition's read-model file: one row per live environment (its settings, config
+version and version, so a list needs no aggregate loads), one row per config version (what made
+it and the environment's aggregate version right after it, so versions are paged in SQL and an
+older map is the aggregate at that version), the keys each environment holds (to count them per
+version), and one row per data key with the id of the master key that wraps it. Built only from
+events; `stratus rebuild projects` rebuilds it.
 """
 
 from __future__ import annotations
 
 import sqlite3
 from datetime import datetime
+
+import msgspec
 
 from stratus_contracts import cursors
 from stratus_contracts.envs import Environment, EnvironmentPage, ListEnvironments
@@ -20,7 +24,7 @@ from stratus_contracts.ids import encode_id
 from stratus_kit import LocalReadModel, ReadModel
 from stratus_projects.environments import domain as d
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS environments (
     id TEXT PRIMARY KEY,
@@ -36,6 +40,21 @@ CREATE TABLE IF NOT EXISTS environments (
     version INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS environments_project ON environments (project_id, created, id);
+CREATE TABLE IF NOT EXISTS config_versions (
+    env_id TEXT NOT NULL,
+    number INTEGER NOT NULL,
+    at INTEGER NOT NULL,
+    created TEXT NOT NULL,
+    changed TEXT NOT NULL,
+    removed TEXT NOT NULL,
+    var_count INTEGER NOT NULL,
+    PRIMARY KEY (env_id, number)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS env_var_keys (
+    env_id TEXT NOT NULL,
+    key TEXT NOT NULL,
+    PRIMARY KEY (env_id, key)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS data_keys (
     id TEXT PRIMARY KEY,
     env_id TEXT NOT NULL,
@@ -53,9 +72,30 @@ def _ts(value: datetime) -> str:
     return value.strftime("%Y-%m-%dT%H:%M:%S.%fZ")  # fixed width: text order is time order
 
 
+_json = msgspec.json.Encoder()
+_names = msgspec.json.Decoder(list[str])
+
+
+def _version_row(db: sqlite3.Connection, env_id: str, info: d.VersionInfo) -> None:
+    db.execute(
+        "INSERT OR REPLACE INTO config_versions (env_id, number, at, created, changed, removed, var_count)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?)",
+        (
+            env_id,
+            info.number,
+            info.at,
+            _ts(info.created),
+            _json.encode(info.changed),
+            _json.encode(info.removed),
+            info.var_count,
+        ),
+    )
+
+
 def apply(db: sqlite3.Connection, event: object) -> None:
     match event:
         case d.EnvironmentCreated():
+            _version_row(db, encode_id("env", event.originator_id), d.first_version(event))
             db.execute(
                 f"INSERT OR REPLACE INTO environments ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, 1, ?, ?, ?)",  # noqa: S608
                 (
@@ -88,6 +128,24 @@ def apply(db: sqlite3.Connection, event: object) -> None:
         case d.EnvironmentDeleted():
             db.execute("DELETE FROM environments WHERE id = ?", (encode_id("env", event.originator_id),))
         case d.EnvVarsChanged():
+            env_id = encode_id("env", event.originator_id)
+            db.executemany(
+                "DELETE FROM env_var_keys WHERE env_id = ? AND key = ?", [(env_id, k) for k in event.removed]
+            )
+            db.executemany(
+                "INSERT OR IGNORE INTO env_var_keys (env_id, key) VALUES (?, ?)",
+                [(env_id, k) for k in event.set],
+            )
+            count = db.execute("SELECT count(*) FROM env_var_keys WHERE env_id = ?", (env_id,)).fetchone()[0]
+            info = d.VersionInfo(
+                number=event.config_version,
+                at=event.originator_version,
+                created=event.timestamp,
+                changed=tuple(sorted(event.set)),
+                removed=tuple(sorted(event.removed)),
+                var_count=count,
+            )
+            _version_row(db, env_id, info)
             db.execute(
                 "UPDATE environments SET config_version = ?, updated = ?, version = ? WHERE id = ?",
                 (
@@ -142,14 +200,39 @@ def list_sql(q: ListEnvironments) -> tuple[str, list[object]]:
         params += names
     if q.cursor:
         created, row_id = cursors.decode(q.cursor, "envs", 2)
-        where.append("(created > ? OR (created = ? AND id > ?))")
-        params += [created, created, row_id]
+        where.append("(created, id) > (?, ?)")  # a row value: SQLite seeks the index to it
+        params += [created, row_id]
     sql = (
         f"SELECT {_COLUMNS} FROM environments WHERE {' AND '.join(where)}"  # noqa: S608
         " ORDER BY created, id LIMIT ?"
     )
     params.append(q.limit + 1)
     return sql, params
+
+
+def _info(row: sqlite3.Row) -> d.VersionInfo:
+    return d.VersionInfo(
+        number=row["number"],
+        at=row["at"],
+        created=datetime.fromisoformat(row["created"]),
+        changed=tuple(_names.decode(row["changed"])),
+        removed=tuple(_names.decode(row["removed"])),
+        var_count=row["var_count"],
+    )
+
+
+def config_version(model: LocalReadModel, env_id: str, number: int) -> d.VersionInfo | None:
+    rows = model.query("SELECT * FROM config_versions WHERE env_id = ? AND number = ?", (env_id, number))
+    return _info(rows[0]) if rows else None
+
+
+def config_versions(model: LocalReadModel, env_id: str, before: int, limit: int) -> list[d.VersionInfo]:
+    """Up to `limit` config versions numbered below `before`, newest first."""
+    rows = model.query(
+        "SELECT * FROM config_versions WHERE env_id = ? AND number < ? ORDER BY number DESC LIMIT ?",
+        (env_id, before, limit),
+    )
+    return [_info(row) for row in rows]
 
 
 def row_to_environment(row: sqlite3.Row, mode: Mode) -> Environment:
