@@ -457,7 +457,7 @@ def test_the_read_model_rebuilds_to_the_same_rows(envs: Local) -> None:
     _set(envs, env.id, A="1")
     envs.call(c.CreateEnvironment(caller=ALICE, project_id=project_id, name="preview-3"))
     before = _envs(envs, project_id)
-    model = envs.partitions["live"].read_models["environments"]
+    model = envs.partitions["live"].read_model("environments")
     rows = [tuple(r) for r in model.query("SELECT * FROM environments ORDER BY id")]
     keys = [tuple(r) for r in model.query("SELECT * FROM data_keys ORDER BY id")]
     assert len(rows) == 3 and len(keys) == 1

@@ -130,7 +130,7 @@ def page_cursor(projects: Local) -> str:
 
 
 def _rows(part: Partition) -> list[tuple]:
-    return [tuple(r) for r in part.read_models["projects"].query("SELECT * FROM projects ORDER BY id")]
+    return [tuple(r) for r in part.read_model("projects").query("SELECT * FROM projects ORDER BY id")]
 
 
 def test_rebuilt_read_model_equals_live_read_model(services: Services, projects: Local) -> None:
@@ -143,7 +143,7 @@ def test_rebuilt_read_model_equals_live_read_model(services: Services, projects:
     assert projects.call(c.RebuildReadModels()).modes == {"live": 5, "test": 0}
     assert _rows(projects.partitions["live"]) == live
     # A read model file dropped from disk is rebuilt from the log alone on open.
-    path = Path(projects.partitions["live"].read_models["projects"].path)
+    path = Path(projects.partitions["live"].read_model("projects").path)
     services.close(projects)
     for leftover in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
         leftover.unlink(missing_ok=True)
@@ -290,7 +290,7 @@ def test_member_lists_paginate_in_the_order_access_was_given(projects: Local) ->
 
 
 def _team_rows(part: Partition) -> list[tuple]:
-    model = part.read_models["projects"]
+    model = part.read_model("projects")
     return [tuple(r) for r in model.query("SELECT * FROM project_members ORDER BY project_id, member_id")]
 
 
@@ -346,12 +346,12 @@ def test_a_read_model_built_by_older_code_is_rebuilt_on_open(services: Services)
     deps = {"keyring": crypto.Keyring(current=None)}
     with open_local(older, directory=services.directory, deps=deps) as old:
         before = old.call(c.CreateProject(caller=ALICE, name="before"))
-        rows = old.partitions["live"].read_models["projects"].query("SELECT id, owner FROM projects")
+        rows = old.partitions["live"].read_model("projects").query("SELECT id, owner FROM projects")
         assert [tuple(r) for r in rows] == [(before.id, "key_alice")]
 
     projects = services.projects()
     made = projects.call(c.CreateProject(caller=ALICE, name="fresh"))
-    model = projects.partitions["live"].read_models["projects"]
+    model = projects.partitions["live"].read_model("projects")
     assert [tuple(r)[:5] for r in model.query("SELECT * FROM projects ORDER BY name")] == [
         (before.id, "acct_alice", "before", "", None),
         (made.id, "acct_alice", "fresh", "", None),
@@ -367,7 +367,7 @@ def test_a_read_model_built_by_older_code_is_rebuilt_on_open(services: Services)
     assert again.call(c.GetProject(caller=ALICE, project_id=made.id)).description == ""  # the log's
     kept = (
         again.partitions["live"]
-        .read_models["projects"]
+        .read_model("projects")
         .query("SELECT description FROM projects WHERE id = ?", (made.id,))
     )
     assert [tuple(r) for r in kept] == [("kept",)]

@@ -26,6 +26,9 @@ class Ping(msgspec.Struct, frozen=True, kw_only=True):
 class Pong(msgspec.Struct, frozen=True, kw_only=True):
     service: str
     instance: str
+    # Counters of the replica that answered, by partition and worker: batches run, jobs in them
+    # and commits made (`make bench` reads how many commands a commit carried).
+    stats: dict[str, int] = {}
 
 
 class RebuildResult(msgspec.Struct, frozen=True, kw_only=True):

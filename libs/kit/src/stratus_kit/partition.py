@@ -7,10 +7,14 @@
   older than the store was when the batch began, and a batch in which nothing changed costs one
   query, not one per aggregate. A cold aggregate loads from its newest snapshot plus the events
   after it (`snapshots`), so ten thousand events load like a handful.
-* **Read models** are fed the same notifications and every local commit, in the same order.
+* **Read models** are fed the same notifications and every local commit, in the same order, when
+  a handler first asks for one in a batch (`State.read_model`): a commit does not wait for them,
+  and a list after a thousand creates applies the thousand in one transaction. A list still reads
+  its own writes, since it catches up first.
 * **Commits** (`commit`) write the events of a whole batch of decisions in one transaction —
-  one fsync — through the library's event store, then update the cache and the read models from
-  the events in memory (no re-read) and wake the outbox relay.
+  one fsync — through the library's event store, then update the cache from the states the batch
+  staged (no re-read), remember the events for the read models and the relay, and wake the
+  outbox relay.
 
 Everything here runs on the partition's worker threads (`stratus_kit.worker`), never on the
 event loop: the store is synchronous.
@@ -166,6 +170,7 @@ class Partition:
         self._recent_base = self.position
         self.on_commit: Callable[[], None] | None = None  # wakes the relay
         self._catch_up_read_models()
+        self.read_position = self.position  # how far the read models have been fed
 
     @classmethod
     def stream_fed(cls, service: str, name: str, read_models: dict[str, Any]) -> Partition:
@@ -182,6 +187,7 @@ class Partition:
         part._lock = threading.RLock()
         part.position = 0
         part.recent, part._recent_ids, part._recent_base = deque(), deque(), 0
+        part.read_position = 0
         part.on_commit = None
         return part
 
@@ -220,7 +226,8 @@ class Partition:
         return state
 
     def sync(self) -> None:
-        """Bring the cache and the read models up to the store's newest notification."""
+        """Bring the cache up to the store's newest notification (the read models follow when
+        they are next asked for: `feed_read_models`)."""
         if self.store is None:
             return
         head = self._recorder.max_notification_id() or 0
@@ -236,8 +243,6 @@ class Partition:
                 entries = self._decode(batch)
                 for _, event in entries:
                     self.cache.follow(event, self.project)
-                if self.read_file is not None:
-                    self.read_file.advance(entries)
                 self._remember(entries)
                 self.position = batch[-1].id
 
@@ -261,6 +266,29 @@ class Partition:
             start = bisect.bisect_right(self._recent_ids, position)
             return [self.recent[i] for i in range(start, min(len(self.recent), start + limit))]
 
+    def read_model(self, name: str) -> Any:
+        """A read model, fed up to everything this partition has committed or followed."""
+        self.feed_read_models()
+        return self.read_models[name]
+
+    def feed_read_models(self) -> None:
+        """Apply to the read models what this partition has committed or followed since they were
+        last fed (from memory; from the store when memory no longer reaches back that far)."""
+        if self.read_file is None or self.read_position >= self.position:
+            return
+        with self._lock:
+            while self.read_position < self.position:
+                entries = self.entries_after(self.read_position, RECENT)
+                if entries is None:
+                    batch = self._recorder.select_notifications(
+                        self.read_position, CATCH_UP_BATCH, stop=self.position, inclusive_of_start=False
+                    )
+                    entries = self._decode(batch)
+                if not entries:
+                    break
+                self.read_file.advance(entries)
+                self.read_position = entries[-1][0]
+
     def _catch_up_read_models(self) -> None:
         """Replay into each read model what it has not seen (all of it, for a new file)."""
         if self.read_file is None:
@@ -283,6 +311,7 @@ class Partition:
             for model in self.read_models.values():
                 model.drop()
             self._catch_up_read_models()
+            self.read_position = self.position
         return sum(model.count() for model in self.read_models.values())
 
     # -- writing ---------------------------------------------------------------------------
@@ -306,8 +335,6 @@ class Partition:
             ):
                 self.sync()  # others committed before us: apply theirs first, in log order
             entries = [(r.notification.id, r.domain_event) for r in recordings]
-            if self.read_file is not None:
-                self.read_file.advance(entries)
             for aggregate_id, state in states.items():
                 self.cache.put(aggregate_id, state)
             if entries and entries[-1][0] > self.position:

@@ -113,6 +113,8 @@ class Runner:
         self.clock = clock
         self.reader = Worker(f"{partition.service}-{partition.name}-reader", self._read)
         self.writer = Worker(f"{partition.service}-{partition.name}-writer", self._write)
+        # Plain counters (one thread writes each): batches and jobs per worker, and commits.
+        self.stats = {"read_batches": 0, "read_jobs": 0, "write_batches": 0, "write_jobs": 0, "commits": 0}
 
     def submit(self, job: Job) -> None:
         (self.writer if is_command(type(job.message)) else self.reader).submit(job)
@@ -124,6 +126,8 @@ class Runner:
     # -- queries -----------------------------------------------------------------------------
 
     def _read(self, jobs: list[Job]) -> None:
+        self.stats["read_batches"] += 1
+        self.stats["read_jobs"] += len(jobs)
         try:
             self.partition.sync()
         except Exception as exc:
@@ -147,6 +151,8 @@ class Runner:
     # -- commands ----------------------------------------------------------------------------
 
     def _write(self, jobs: list[Job]) -> None:
+        self.stats["write_batches"] += 1
+        self.stats["write_jobs"] += len(jobs)
         part = self.partition
         for _ in range(CONFLICT_RETRIES):
             try:
@@ -179,9 +185,10 @@ class Runner:
         traced = next((j for j in jobs if j.traceparent), None) if TRACING.recording else None
         if traced is None:
             self.partition.commit(events, state.staged)
-            return
-        with _Traced(traced):
-            self.partition.commit(events, state.staged)
+        else:
+            with _Traced(traced):
+                self.partition.commit(events, state.staged)
+        self.stats["commits"] += 1
 
     def _decide_all(self, jobs: list[Job]) -> tuple[list[_Outcome], State]:
         state = State(self.partition)
@@ -292,6 +299,13 @@ class Registry:
 
     def message_types(self) -> list[type]:
         return list(self.handlers)
+
+    def stats(self) -> dict[str, int]:
+        return {
+            f"{name}.{key}": value
+            for name, runner in self.runners.items()
+            for key, value in runner.stats.items()
+        }
 
     def dispatch(
         self,

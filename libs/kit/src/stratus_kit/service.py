@@ -17,6 +17,7 @@ import contextlib
 import logging
 import os
 import signal
+import sys
 import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -258,7 +259,7 @@ async def _start(
         subscriptions.append(await bus.serve_simple(message_type.subject, message_type, answer, queue=queue))
 
     async def ping(_: Ping) -> Pong:
-        return Pong(service=service.name, instance=instance)
+        return Pong(service=service.name, instance=instance, stats=local.registry.stats())
 
     subscriptions.append(await bus.serve_simple(subjects.ping(service.name), Ping, ping, queue=queue))
 
@@ -278,6 +279,7 @@ async def _start(
 def run(service: Service) -> None:
     """`python -m stratus_<name>`: run the service until SIGTERM or SIGINT."""
     configure(service.name)
+    sys.setswitchinterval(float(os.environ.get("STRATUS_SWITCH_INTERVAL", "0.005")))
     uvloop.run(serve(service))
 
 

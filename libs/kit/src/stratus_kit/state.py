@@ -62,7 +62,8 @@ class State:
         return self.partition.load(aggregate_id, version)
 
     def read_model(self, name: str) -> LocalReadModel:
-        return self.partition.read_models[name]
+        """A read model, fed up to everything this batch's partition has seen committed."""
+        return self.partition.read_model(name)
 
     def after(self, events: Sequence[DomainEvent]) -> dict[uuid.UUID, Any]:
         """The aggregates `events` change, as they will be once the events apply (not staged)."""

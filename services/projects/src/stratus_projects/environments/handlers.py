@@ -117,11 +117,10 @@ def get_environment(q: c.GetEnvironment, state: State, now: datetime) -> Decisio
 
 def list_environments(q: c.ListEnvironments, state: State, now: datetime) -> Decision:
     project = accessible(state, q.caller, q.project_id)
-    model = state.read_model("environments")
 
     def page() -> c.EnvironmentPage:
         sql, params = read_model.list_sql(q)
-        return read_model.page(model.query(sql, params), q)
+        return read_model.page(state.read_model("environments").query(sql, params), q)
 
     seeded = _seed_events(state, project, q.caller, now)
     # A project from before environments gets its defaults on first sight; the list then shows
