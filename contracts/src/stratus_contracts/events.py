@@ -109,3 +109,37 @@ def schema() -> dict[str, Any]:
         },
         "components": components,
     }
+
+
+def markdown() -> str:
+    """docs/events.md, generated: `uv run python -m stratus_contracts.events > docs/events.md`."""
+    described = schema()
+    components = described["components"]
+    lines = [
+        "# Event types",
+        "",
+        'Every public event is `{"id": "evt_…", "object": "event", "type", "created", "mode",',
+        '"account", "data", "actor"}` on the JetStream stream `EVENTS`, subject',
+        "`evt.<mode>.<account>.<resource>.<event>`. Generated from the catalogue in",
+        "`contracts/src/stratus_contracts/events.py` (each service's contract module declares its types) by",
+        "`uv run python -m stratus_contracts.events > docs/events.md` (a test keeps them in step).",
+        "",
+        "| type | subject | data | when |",
+        "|---|---|---|---|",
+    ]
+    for name, entry in described["types"].items():
+        data = entry["data"]["$ref"].rsplit("/", 1)[-1]
+        lines.append(f"| `{name}` | `{entry['subject']}` | `{data}` | {entry['description']} |")
+    lines += ["", "## Data", ""]
+    for name, component in components.items():
+        fields = ", ".join(f"`{field}`" for field in component.get("properties", {}))
+        lines.append(f"* `{name}`: {fields}")
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    # Run as a script this module is `__main__`; the contract modules declare their types into
+    # the importable `stratus_contracts.events`, so ask that one.
+    from stratus_contracts import events
+
+    print(events.markdown(), end="")  # noqa: T201
