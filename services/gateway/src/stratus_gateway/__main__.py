@@ -11,11 +11,12 @@ benchmark's bare baseline uses, so a baseline and the gateway never differ in se
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import signal
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 
 from litestar.types import ASGIApp
 
@@ -45,7 +46,20 @@ def serve(app: ASGIApp, host: str, port: int, server: str = DEFAULT_SERVER) -> N
 def _serve_uvicorn(app: ASGIApp, host: str, port: int) -> None:
     import uvicorn
 
-    uvicorn.run(
+    class Server(uvicorn.Server):
+        @contextlib.contextmanager
+        def capture_signals(self) -> Iterator[None]:
+            # uvicorn's own re-raises SIGTERM once it has shut down, so that the process dies
+            # of it: before atexit, where the log writer writes what is still queued. Here the
+            # signal only starts the shutdown, and the process then exits normally.
+            previous = {sig: signal.signal(sig, self.handle_exit) for sig in (signal.SIGINT, signal.SIGTERM)}
+            try:
+                yield
+            finally:
+                for sig, handler in previous.items():
+                    signal.signal(sig, handler)
+
+    config = uvicorn.Config(
         app,
         host=host,
         port=port,
@@ -59,6 +73,7 @@ def _serve_uvicorn(app: ASGIApp, host: str, port: int) -> None:
         log_config=None,
         timeout_graceful_shutdown=DRAIN_SECONDS,
     )
+    Server(config).run()
 
 
 def _serve_granian(app: ASGIApp, host: str, port: int) -> None:
