@@ -10,6 +10,7 @@ import logging
 import subprocess
 import sys
 import textwrap
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -155,3 +156,17 @@ def test_nothing_queued_is_lost_when_the_process_exits(tmp_path: Path) -> None:
     entries = [json.loads(line) for line in log_file.read_text().splitlines()]
     assert [e["n"] for e in entries if e["msg"] == "request"] == list(range(20000))
     assert len([e for e in entries if e["msg"].startswith("record")]) == 20
+
+
+def test_an_elapsed_field_is_the_milliseconds_from_the_given_clock_reading(writer) -> None:
+    installed, stream = alone(writer)
+    timed = Line("unit.timed", "done", ("what", "took_ms"), elapsed="took_ms")
+    started = time.perf_counter()
+    timed.log("direct", started - 0.25)
+    logging.getLogger().addHandler(logging.NullHandler())  # the way through `logging` too
+    timed.log("through logging", started - 0.25)
+    installed.flush()
+    spent = (time.perf_counter() - started) * 1000
+    for entry in lines(stream):
+        assert 250 <= entry["took_ms"] <= 250 + spent + 1, entry
+    assert [e["what"] for e in lines(stream)] == ["direct", "through logging"]

@@ -28,7 +28,7 @@ import time
 import weakref
 from collections.abc import Callable
 from itertools import repeat
-from operator import call
+from operator import call, mul, sub
 from typing import IO, Any
 
 import msgspec
@@ -75,7 +75,7 @@ def _otel_getter() -> Callable[[], otel_context.Context]:
 
 _otel_current = _otel_getter()
 _request_id = request_id_var.get
-_now = time.time
+_clock = time.perf_counter  # a Line's time: the writer turns it into wall-clock time
 
 
 def current_context() -> Context:
@@ -177,16 +177,22 @@ class JsonFormatter(logging.Formatter):
         other) as the line's Structs: the same keys, in the same order, as `entry` makes for a
         record. Column by column, so that the loops over lines run in C (`map`), not here."""
         width = line.items
-        created, request_ids, contexts = items[0::width], items[1::width], items[2::width]
+        clocks, request_ids, contexts = items[0::width], items[1::width], items[2::width]
+        # The lines' clock readings as wall-clock time, at the offset between the two clocks
+        # now: lines wait a fraction of a second, far less than the clocks drift apart in it.
+        created = map((time.time() - time.perf_counter()).__add__, clocks)
         if "" in request_ids:
             request_ids = [r or None for r in request_ids]
-        count = len(created)
+        count = len(clocks)
         trace_ids, span_ids = repeat(None, count), repeat(None, count)
         if any(contexts):  # some line was logged with an OpenTelemetry context: look for spans
             found = [_ids(context) or (None, None) for context in contexts]
             trace_ids, span_ids = (t for t, _ in found), (s for _, s in found)  # type: ignore[assignment]
         constants = (repeat(line.levelname), repeat(self.service), repeat(line.logger.name), repeat(line.msg))
-        values = (items[i::width] for i in range(3, width))
+        values: list[Any] = [items[i::width] for i in range(3, width)]
+        if line.elapsed is not None:  # a clock reading, written as milliseconds until the line
+            since = values[line.elapsed]
+            values[line.elapsed] = map(round, map(mul, map(sub, clocks, since), repeat(1000.0)), repeat(2))
         timestamps = map(self._timestamps.format, created)
         return list(map(line.shape, timestamps, *constants, request_ids, trace_ids, span_ids, *values))
 
@@ -383,11 +389,25 @@ class Line:
     of what calling a `__call__` with `*values` costs, which on a 13 µs request is a percent.
     """
 
-    __slots__ = ("fields", "items", "level", "levelname", "log", "logger", "msg", "shape")
+    __slots__ = ("elapsed", "fields", "items", "level", "levelname", "log", "logger", "msg", "shape")
 
-    def __init__(self, logger: str, msg: str, fields: tuple[str, ...], level: int = logging.INFO) -> None:
+    def __init__(
+        self,
+        logger: str,
+        msg: str,
+        fields: tuple[str, ...],
+        level: int = logging.INFO,
+        *,
+        elapsed: str | None = None,
+    ) -> None:
+        """`elapsed` names a field whose value is given as a `time.perf_counter()` reading and
+        written as the milliseconds (two decimals) from it to the moment of `log`: the caller
+        passes when it started, and the subtraction is done off its path."""
         if set(fields) & set(_HEAD) or len(set(fields)) != len(fields):
             raise ValueError(f"a Line's fields must be distinct and none of {_HEAD}: {fields}")
+        if elapsed is not None and elapsed not in fields:
+            raise ValueError(f"elapsed names {elapsed!r}, which is not one of the fields {fields}")
+        self.elapsed = None if elapsed is None else fields.index(elapsed)
         self.logger = logging.getLogger(logger)
         self.msg = msg
         self.fields = fields
@@ -402,7 +422,11 @@ class Line:
 
     def logged(self, values: tuple[Any, ...]) -> None:
         """The line through `logging`, where the writer would not be its only handler."""
-        self.logger.log(self.level, self.msg, extra=dict(zip(self.fields, values, strict=True)))
+        extra = dict(zip(self.fields, values, strict=True))
+        if self.elapsed is not None:
+            field = self.fields[self.elapsed]
+            extra[field] = round((_clock() - extra[field]) * 1000, 2)
+        self.logger.log(self.level, self.msg, extra=extra)
 
 
 # A Line's `log`, for its number of values. The line and its items go into the queue as they
@@ -416,7 +440,7 @@ def make(line):
         writer = _WRITER
         if writer is not None and _ROOT.handlers == writer.alone:
             pending = writer._pending
-            pending.extend((line, _now(), _request_id(), _otel_current(), {args}))
+            pending.extend((line, _clock(), _request_id(), _otel_current(), {args}))
             if len(pending) >= writer.wake_at:
                 writer._queued(False)
         else:
