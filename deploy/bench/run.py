@@ -1,11 +1,18 @@
 """`make bench`: HTTP throughput and latency of the gateway's main routes against a bare Litestar app.
 
-It starts a throw-away stack (`stratus up` in a temporary data dir) and the baseline app
-(`deploy/bench/baseline.py`), then drives each target with wrk (installed with apt-get when
+It starts a throw-away stack (`stratus up` in a temporary data dir), the baseline app
+(`deploy/bench/baseline.py`) on each HTTP server the gateway can run on, and two more gateway
+processes on the stack's bus, then drives each target with wrk (installed with apt-get when
 missing and running as root):
 
-    baseline (bare Litestar)   GET /                 the same uvicorn setup, no middleware or bus
-    GET /v1/me                 auth only, from the gateway's cache (`internal` plan: no limit)
+    baseline (uvicorn)         GET /                 bare Litestar on uvicorn, the gateway's options
+    baseline (granian)         GET /                 the same on Granian (the gateway's default)
+    GET /v1/me                 auth only, from the gateway's cache (`internal` plan: no limit);
+                               the stack's gateway, on the default server, at WARNING
+    GET /v1/me, uvicorn        the same on a gateway served by uvicorn (STRATUS_HTTP_SERVER)
+    GET /v1/me, INFO log       the same on a gateway at the default log level (INFO: one JSON
+                               access line per request) writing to a file, as `make run` does
+                               for an operator whose log collector reads it
     GET /v1/me, rate-limited   the same with a `pro`-plan key: a token per request from the
                                rate limiter, and the `X-RateLimit-*` headers
     GET /v1/projects/{id}      auth, then one NATS round trip to projects (`internal` plan:
@@ -14,13 +21,14 @@ missing and running as root):
                                per request (leased in batches from JetStream KV)
     POST /v1/projects          auth, then a create in projects (event store write)
 
-Rounds are interleaved (baseline, me, me rate-limited, get, get rate-limited, post, baseline, …)
-so that the machine's noise hits every target alike. The figures quoted are medians over the
-rounds; "vs baseline" is the median of each round's target req/s over the same round's baseline
-req/s, the figure that travels between machines. The rate limiter's cost is the median of each
-round's rate-limited GET over the same round's unlimited GET. A second table gives the CPU time
-each process spent per request (read from /proc), which says where the time goes. Results are
-printed and written to `bench-results/latest.json`; the stack's log stays in the temporary dir,
+Rounds are interleaved (every target once, in that order, then again) so that the machine's
+noise hits every target alike. The figures quoted are medians over the rounds; "vs baseline" is
+the median of each round's target req/s over the same round's req/s of the baseline on the same
+HTTP server, the figure that travels between machines. Pairs that isolate one cost (the rate
+limiter, the access log, the server) are reported the same way: the median of per-round ratios.
+A second table gives the CPU time each process spent per request (read from /proc; a process's
+figure includes every thread, Granian's I/O thread too), which says where the time goes. Results
+are printed and written to `bench-results/latest.json`; the logs stay in the temporary dir,
 which is kept (and named) only when the run fails.
 
 Settings: `--quick` (1 round of 2 s, a smoke run), and the environment variables
@@ -57,6 +65,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from stratus_contracts import keys
+from stratus_gateway.__main__ import DEFAULT_SERVER, SERVERS
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
@@ -70,8 +79,27 @@ WRK_TIMEOUT = "10s"  # above the bus's 5 s request timeout, so slow answers coun
 # KV round trip), refilled fast enough that the benchmark never runs it dry.
 BENCH_PRO_PLAN = {"limit": 60_000_000, "period": 60, "burst": 10_000}
 RATE_LIMITED = "GET project, rate-limited"
+ME = "GET /v1/me"
 ME_LIMITED = "GET /v1/me, rate-limited"
+ME_INFO = "GET /v1/me, INFO log"
 UNLIMITED = "GET /v1/projects/{id}"
+OTHER_SERVER = next(name for name in SERVERS if name != DEFAULT_SERVER)
+ME_OTHER = f"GET /v1/me, {OTHER_SERVER}"
+ACCESS_LINE = b"stratus.gateway.access"  # the access log's logger name, in its lines only
+
+
+def baseline_label(server: str) -> str:
+    return f"baseline ({server})"
+
+
+# Pairs of targets whose per-round ratio isolates one cost: (label, numerator, denominator).
+PAIRS = [
+    ("Granian's bare route against uvicorn's", baseline_label("granian"), baseline_label("uvicorn")),
+    (f"GET /v1/me on {DEFAULT_SERVER} against {OTHER_SERVER}", ME, ME_OTHER),
+    ("GET /v1/me at INFO (access log to a file) against WARNING", ME_INFO, ME),
+    ("GET /v1/me with a pro key (rate limiter on) against internal", ME_LIMITED, ME),
+    ("GET /v1/projects/{id} with a pro key against internal", RATE_LIMITED, UNLIMITED),
+]
 
 
 # -- settings -----------------------------------------------------------------------------
@@ -221,6 +249,10 @@ class Target:
     url: str
     headers: dict[str, str] = field(default_factory=dict)
     script_args: list[str] | None = None  # set: drive with post_projects.lua
+    server: str = DEFAULT_SERVER  # the HTTP server: its baseline is what "vs baseline" divides by
+    # The process whose CPU is this target's "gateway" (or "baseline") column, when it is not the
+    # stack's gateway: a key of the pid table.
+    serving: dict[str, str] = field(default_factory=dict)
     runs: list[WrkResult] = field(default_factory=list)
 
     def wrk_argv(self, wrk: str, s: Settings, seconds: int, tag: str) -> list[str]:
@@ -377,15 +409,17 @@ def wait_http_ok(proc: Proc, port: int, path: str, deadline: float) -> None:
         time.sleep(0.1)
 
 
-def start_stack(tmp: Path, port: int, admin_key: str) -> Proc:
+def stack_env(tmp: Path, port: int, admin_key: str) -> dict[str, str]:
+    """The environment of the stack and of the extra gateways (which add their own on top)."""
     env = {
         **os.environ,
         "STRATUS_DATA_DIR": str(tmp / "data"),
         "STRATUS_PORT": str(port),
         "STRATUS_HOST": "127.0.0.1",
         "STRATUS_ADMIN_KEY": admin_key,
-        # The gateway logs one JSON line per request at INFO; at tens of thousands of requests
-        # that measures the log pipe. WARNING keeps errors visible (docs/performance.md says so).
+        # The stack runs at WARNING, so that every target but one measures the request path
+        # without its access log; the "INFO log" target is a gateway at the default level
+        # (docs/performance.md). WARNING keeps errors visible.
         "STRATUS_LOG_LEVEL": "WARNING",
         # The stack as it runs without a trace backend (trace ids propagate, spans are not
         # recorded): a developer's OTEL_* settings would otherwise change what is measured.
@@ -396,18 +430,30 @@ def start_stack(tmp: Path, port: int, admin_key: str) -> Proc:
     }
     # An inherited NATS_URL would point the stack at someone else's bus.
     env.pop("NATS_URL", None)
-    for name in ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_TRACES_SAMPLER"):
+    for name in ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_TRACES_SAMPLER", "STRATUS_HTTP_SERVER"):
         env.pop(name, None)
+    return env
+
+
+def start_stack(tmp: Path, env: dict[str, str]) -> Proc:
     return Proc("stratus up", [sys.executable, "-m", "stratus_cli.main", "up"], env, tmp / "stack.log")
 
 
-def start_baseline(tmp: Path, port: int) -> Proc:
+def start_baseline(tmp: Path, port: int, server: str) -> Proc:
     return Proc(
-        "baseline",
-        [sys.executable, str(HERE / "baseline.py"), str(port)],
+        baseline_label(server),
+        [sys.executable, str(HERE / "baseline.py"), str(port), server],
         dict(os.environ),
-        tmp / "baseline.log",
+        tmp / f"baseline-{server}.log",
     )
+
+
+def start_gateway(tmp: Path, name: str, port: int, env: dict[str, str], nats_url: str) -> Proc:
+    """Another gateway replica on the stack's bus, as `stratus up` runs one (`env` as the stack's,
+    with the caller's changes). Its stdout and stderr go to `<tmp>/<name>.log`, as an operator's
+    service manager writes them to a file that a log collector reads."""
+    env = {**env, "NATS_URL": nats_url, "STRATUS_PORT": str(port)}
+    return Proc(name, [sys.executable, "-m", "stratus_gateway"], env, tmp / f"{name}.log")
 
 
 def stack_pids(data_dir: Path, deadline: float) -> dict[str, int]:
@@ -512,25 +558,38 @@ def machine_facts(wrk: str) -> dict[str, Any]:
 CPU_COLUMNS = ("gateway", "identity", "projects", "nats", "baseline", "wrk")
 
 
+def _median_ratio(a: list[float], b: list[float]) -> float | None:
+    """Median over the rounds of a's req/s over b's in the same round: both ran seconds apart,
+    so noise that drifts over minutes mostly cancels, and the median drops the odd round."""
+    ratios = [x / y for x, y in zip(a, b, strict=True) if y]
+    return round(statistics.median(ratios), 4) if ratios else None
+
+
+def _rps(runs: list[Any]) -> list[float]:
+    return [r["rps"] if isinstance(r, dict) else r.rps for r in runs]
+
+
 def summarize(targets: list[Target]) -> list[dict[str, Any]]:
-    base = targets[0]
+    baselines = {t.server: t for t in targets if t.label == baseline_label(t.server)}
     rows = []
     for t in targets:
-        # Each round's target against the same round's baseline: both ran seconds apart, so
-        # noise that drifts over minutes mostly cancels; the median then drops the odd round.
-        ratios = [r.rps / b.rps for r, b in zip(t.runs, base.runs, strict=True) if b.rps]
+        base = baselines.get(t.server)
         cpu = {
-            name: round(statistics.median(r.cpu_ms_per_req[name] for r in t.runs), 3)
+            name: round(statistics.median(r.cpu_ms_per_req[t.serving.get(name, name)] for r in t.runs), 3)
             for name in CPU_COLUMNS
-            if all(name in r.cpu_ms_per_req for r in t.runs)
+            if all(t.serving.get(name, name) in r.cpu_ms_per_req for r in t.runs)
         }
         rows.append(
             {
                 "target": t.label,
+                "server": t.server,
                 "rps": round(statistics.median(r.rps for r in t.runs), 1),
                 "p50_ms": round(statistics.median(r.p50_ms for r in t.runs), 3),
                 "p99_ms": round(statistics.median(r.p99_ms for r in t.runs), 3),
-                "vs_baseline": round(statistics.median(ratios), 4) if ratios else None,
+                "vs_baseline": _median_ratio(_rps(t.runs), _rps(base.runs)) if base else None,
+                "vs_baselines": {
+                    name: _median_ratio(_rps(t.runs), _rps(b.runs)) for name, b in baselines.items()
+                },
                 "errors": sum(r.errors for r in t.runs),
                 "requests": sum(r.requests for r in t.runs),
                 "cpu_ms_per_req": cpu,
@@ -540,36 +599,43 @@ def summarize(targets: list[Target]) -> list[dict[str, Any]]:
     return rows
 
 
-def rate_limiter_cost(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
-    """The rate-limited GET against the unlimited one: the median of the per-round req/s ratios
-    (adjacent runs, so drift cancels) and the CPU per request of the gateway and nats-server."""
+def pair_ratios(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each of PAIRS: the median of the per-round req/s ratios and both sides' gateway CPU per
+    request (the baseline's, for the pair of baselines)."""
     by_label = {row["target"]: row for row in rows}
-    if RATE_LIMITED not in by_label or UNLIMITED not in by_label:
-        return None
-    on, off = by_label[RATE_LIMITED], by_label[UNLIMITED]
-    ratios = [a["rps"] / b["rps"] for a, b in zip(on["rounds"], off["rounds"], strict=True) if b["rps"]]
-    if not ratios:
-        return None
-    ratio = statistics.median(ratios)
-    return {
-        "throughput_ratio": round(ratio, 4),
-        "throughput_cost_percent": round((1 - ratio) * 100, 1),
-        "cpu_ms_per_req": {
-            name: {"on": on["cpu_ms_per_req"].get(name), "off": off["cpu_ms_per_req"].get(name)}
-            for name in ("gateway", "nats")
-        },
-    }
+    out = []
+    for what, top, bottom in PAIRS:
+        if top not in by_label or bottom not in by_label:
+            continue
+        a, b = by_label[top], by_label[bottom]
+        column = "baseline" if top.startswith("baseline") else "gateway"
+        out.append(
+            {
+                "what": what,
+                "target": top,
+                "against": bottom,
+                "ratio": _median_ratio(_rps(a["rounds"]), _rps(b["rounds"])),
+                "cpu_ms_per_req": {
+                    "target": a["cpu_ms_per_req"].get(column),
+                    "against": b["cpu_ms_per_req"].get(column),
+                },
+            }
+        )
+    return out
 
 
-def print_rate_limiter_cost(cost: dict[str, Any] | None) -> None:
-    if cost is None:
+def print_pairs(pairs: list[dict[str, Any]]) -> None:
+    if not pairs:
         return
-    cpu = cost["cpu_ms_per_req"]["gateway"]
-    print(
-        f"rate limiter on GET /v1/projects/{{id}}: {cost['throughput_ratio']:.3f}x the unlimited "
-        f"req/s (cost {cost['throughput_cost_percent']:.1f} %, median of per-round ratios); "
-        f"gateway CPU {cpu['off']} -> {cpu['on']} ms/request"
-    )
+    print()
+    print("pairs (median of per-round req/s ratios; CPU ms per request of the serving process):")
+    for pair in pairs:
+        cpu = pair["cpu_ms_per_req"]
+        print(f"  {pair['what']:<62}{pair['ratio']:>7.3f}x   CPU {cpu['against']} -> {cpu['target']}")
+
+
+def _ratio_cell(ratio: float | None) -> str:
+    return f"{ratio:>12.3f}x" if ratio is not None else f"{'-':>13}"
 
 
 def print_report(rows: list[dict[str, Any]], facts: dict[str, Any], s: Settings) -> None:
@@ -578,13 +644,20 @@ def print_report(rows: list[dict[str, Any]], facts: dict[str, Any], s: Settings)
         f"medians of {s.rounds} interleaved round(s); wrk -t{s.threads} -c{s.connections} "
         f"-d{s.duration}s --latency"
     )
-    print(f"{'target':<26}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'vs baseline':>13}{'errors':>8}")
+    others = [name for name in SERVERS if name != DEFAULT_SERVER]
+    print(
+        f"{'target':<26}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'vs baseline':>13}"
+        + "".join(f"{'vs ' + name:>13}" for name in others)
+        + f"{'errors':>8}"
+    )
     for row in rows:
         flag = "  <-- ERRORS" if row["errors"] else ""
+        cross = "".join(_ratio_cell(row["vs_baselines"].get(name)) for name in others)
         print(
             f"{row['target']:<26}{row['rps']:>10.0f}{row['p50_ms']:>9.2f}{row['p99_ms']:>9.2f}"
-            f"{row['vs_baseline']:>12.3f}x{row['errors']:>8}{flag}"
+            f"{_ratio_cell(row['vs_baseline'])}{cross}{row['errors']:>8}{flag}"
         )
+    print(f"(vs baseline: the bare route on the target's own server; vs {', '.join(others)}: on that one)")
     if s.rounds > 1:
         print()
         print("req/s per round (the spread is the machine's noise):")
@@ -614,33 +687,73 @@ def bench(s: Settings, wrk: str, tmp: Path) -> int:
     facts = machine_facts(wrk)
     admin_key = keys.generate("live")
     auth = {"Authorization": f"Bearer {admin_key}"}
-    gw_port, base_port = free_port(), free_port()
+    gw_port, other_port, info_port = free_port(), free_port(), free_port()
+    base_ports = {server: free_port() for server in SERVERS}
     procs: list[Proc] = []
     warnings: list[str] = []
+    info_gateway: Proc | None = None
     try:
-        stack = start_stack(tmp, gw_port, admin_key)
+        env = stack_env(tmp, gw_port, admin_key)
+        stack = start_stack(tmp, env)
         procs.append(stack)
-        baseline = start_baseline(tmp, base_port)
-        procs.append(baseline)
+        baselines = {server: start_baseline(tmp, port, server) for server, port in base_ports.items()}
+        procs.extend(baselines.values())
         deadline = time.monotonic() + READY_TIMEOUT
-        wait_http_ok(baseline, base_port, "/", deadline)
+        for server, proc in baselines.items():
+            wait_http_ok(proc, base_ports[server], "/", deadline)
         wait_http_ok(stack, gw_port, "/readyz", deadline)
         pids = stack_pids(tmp / "data", deadline)
-        pids["baseline"] = baseline.popen.pid
-        print(f"bench: stack ready on :{gw_port}, baseline on :{base_port}", flush=True)
+        nats_url = json.loads((tmp / "data" / "stack.json").read_text())["nats_url"]
+        # Two more replicas of the stack's gateway: one on the other HTTP server, one at the
+        # default log level, as `make run` starts it (the stack itself runs at WARNING).
+        other = start_gateway(
+            tmp, f"gateway-{OTHER_SERVER}", other_port, {**env, "STRATUS_HTTP_SERVER": OTHER_SERVER}, nats_url
+        )
+        procs.append(other)
+        info_gateway = start_gateway(
+            tmp, "gateway-info", info_port, {**env, "STRATUS_LOG_LEVEL": "INFO"}, nats_url
+        )
+        procs.append(info_gateway)
+        wait_http_ok(other, other_port, "/readyz", deadline)
+        wait_http_ok(info_gateway, info_port, "/readyz", deadline)
+        pids[other.name] = other.popen.pid
+        pids[info_gateway.name] = info_gateway.popen.pid
+        for proc in baselines.values():
+            pids[proc.name] = proc.popen.pid
+        print(f"bench: stack ready on :{gw_port}, baselines on {base_ports}", flush=True)
 
         project_id = create_project(gw_port, auth)
         pro_auth = {"Authorization": f"Bearer {create_pro_account(tmp)}"}
         pro_project_id = create_project(gw_port, pro_auth)
-        smoke(base_port, "/", {})
-        smoke(gw_port, "/v1/me", auth)
+        for port in base_ports.values():
+            smoke(port, "/", {})
+        for port in (gw_port, other_port, info_port):
+            smoke(port, "/v1/me", auth)
         smoke(gw_port, "/v1/me", pro_auth, limited=True)
         smoke(gw_port, f"/v1/projects/{project_id}", auth)
         smoke(gw_port, f"/v1/projects/{pro_project_id}", pro_auth, limited=True)
         gw = f"http://127.0.0.1:{gw_port}"
         targets = [
-            Target("baseline (bare Litestar)", f"http://127.0.0.1:{base_port}/"),
-            Target("GET /v1/me", f"{gw}/v1/me", auth),
+            *(
+                Target(
+                    baseline_label(server),
+                    f"http://127.0.0.1:{port}/",
+                    server=server,
+                    serving={"baseline": baseline_label(server)},
+                )
+                for server, port in base_ports.items()
+            ),
+            Target(ME, f"{gw}/v1/me", auth),
+            Target(
+                ME_OTHER,
+                f"http://127.0.0.1:{other_port}/v1/me",
+                auth,
+                server=OTHER_SERVER,
+                serving={"gateway": other.name},
+            ),
+            Target(
+                ME_INFO, f"http://127.0.0.1:{info_port}/v1/me", auth, serving={"gateway": info_gateway.name}
+            ),
             Target(ME_LIMITED, f"{gw}/v1/me", pro_auth),
             Target(UNLIMITED, f"{gw}/v1/projects/{project_id}", auth),
             Target(RATE_LIMITED, f"{gw}/v1/projects/{pro_project_id}", pro_auth),
@@ -674,15 +787,22 @@ def bench(s: Settings, wrk: str, tmp: Path) -> int:
         if restarted:
             warnings.append(f"restarted during the run: {', '.join(restarted)} (see the stack log)")
     finally:
-        # Baseline first: it holds nothing; the stack then stops services before its bus.
+        # Baselines and extra gateways first: they hold nothing; the stack then stops services
+        # before its bus.
         for p in reversed(procs):
             p.stop()
 
     facts["loadavg_after"] = [round(x, 2) for x in os.getloadavg()]
     rows = summarize(targets)
     print_report(rows, facts, s)
-    rate_limiter = rate_limiter_cost(rows)
-    print_rate_limiter_cost(rate_limiter)
+    pairs = pair_ratios(rows)
+    print_pairs(pairs)
+    access = access_lines(info_gateway, targets)
+    if access["lines"] < access["requests"]:
+        warnings.append(
+            f"the INFO gateway logged {access['lines']} access lines for {access['requests']} requests"
+        )
+    print(f"INFO gateway: {access['lines']} access lines logged for {access['requests']} requests answered")
     if any(row["errors"] for row in rows):
         warnings.append("some runs had non-2xx responses or socket errors; their figures are suspect")
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
@@ -693,7 +813,8 @@ def bench(s: Settings, wrk: str, tmp: Path) -> int:
                 "settings": asdict(s),
                 "warnings": warnings,
                 "targets": rows,
-                "rate_limiter": rate_limiter,
+                "pairs": pairs,
+                "info_log": access,
             },
             indent=2,
         )
@@ -703,6 +824,18 @@ def bench(s: Settings, wrk: str, tmp: Path) -> int:
     for warning in warnings:
         print(f"bench: WARNING: {warning}")
     return 1 if warnings else 0
+
+
+def access_lines(gateway: Proc | None, targets: list[Target]) -> dict[str, int]:
+    """Access lines in the INFO gateway's log (read after it stopped, so after its last flush)
+    against the requests wrk saw answered by it in the rounds: none may be missing (warm-up,
+    smoke and readiness requests only add lines)."""
+    lines = 0
+    if gateway is not None:
+        with gateway.log_path.open("rb") as log:
+            lines = sum(1 for line in log if ACCESS_LINE in line)
+    served = sum(r.requests for t in targets if t.label == ME_INFO for r in t.runs)
+    return {"lines": lines, "requests": served}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -2,17 +2,13 @@
 
 `configure(service)` installs an OpenTelemetry tracer provider whose exporter is chosen by the
 standard `OTEL_*` variables (none configured: spans are made but not exported) and JSON logs on
-stderr that carry `request_id` and `trace_id`.
+stderr that carry `request_id` and `trace_id`, written from a thread of their own (`logs`).
 """
 
 from __future__ import annotations
 
-import contextvars
-import json
 import logging
 import os
-import sys
-import time
 from importlib.metadata import entry_points
 
 from opentelemetry import trace
@@ -21,57 +17,19 @@ from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
 
-request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar(
-    "stratus_request_id", default=None
-)
+from stratus_telemetry.logs import JsonFormatter, Line, QueueWriter, configure_logging, request_id_var
 
-# Attributes every LogRecord has, plus uvicorn's ANSI-coloured duplicate of the message.
-_LOG_RECORD_BUILTINS = frozenset(vars(logging.makeLogRecord({})).keys()) | {
-    "message",
-    "asctime",
-    "color_message",
-}
-
-
-class JsonFormatter(logging.Formatter):
-    """One JSON object per line; request and trace ids come from the current context."""
-
-    def __init__(self, service: str) -> None:
-        super().__init__()
-        self.service = service
-
-    def format(self, record: logging.LogRecord) -> str:
-        entry: dict[str, object] = {
-            "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
-            + f".{int(record.msecs):03d}Z",
-            "level": record.levelname.lower(),
-            "service": self.service,
-            "logger": record.name,
-            "msg": record.getMessage(),
-        }
-        request_id = request_id_var.get()
-        if request_id:
-            entry["request_id"] = request_id
-        ctx = trace.get_current_span().get_span_context()
-        if ctx.is_valid:
-            entry["trace_id"] = format(ctx.trace_id, "032x")
-            entry["span_id"] = format(ctx.span_id, "016x")
-        for key, value in record.__dict__.items():
-            if key not in _LOG_RECORD_BUILTINS and not key.startswith("_"):
-                entry[key] = value
-        if record.exc_info:
-            entry["exc"] = self.formatException(record.exc_info)
-        return json.dumps(entry, default=str)
-
-
-def configure_logging(service: str) -> None:
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JsonFormatter(service))
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(os.environ.get("STRATUS_LOG_LEVEL", "INFO").upper())
-    # Access logs would repeat what the gateway logs itself, without the request id.
-    logging.getLogger("uvicorn.access").disabled = True
+__all__ = [
+    "TRACING",
+    "JsonFormatter",
+    "Line",
+    "QueueWriter",
+    "configure",
+    "configure_logging",
+    "configure_tracing",
+    "request_id_var",
+    "tracer",
+]
 
 
 def _exporter_names() -> list[str]:

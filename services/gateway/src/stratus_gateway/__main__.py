@@ -1,18 +1,68 @@
-"""Entry point: `python -m stratus_gateway` serves the HTTP API on $STRATUS_HOST:$STRATUS_PORT."""
+"""Entry point: `python -m stratus_gateway` serves the HTTP API on $STRATUS_HOST:$STRATUS_PORT.
 
+The HTTP server is configuration: `STRATUS_HTTP_SERVER=granian` (the default) or `uvicorn`.
+Both run in this one process, on one uvloop event loop, so that the supervisor's pid is the
+process that serves (its SIGTERM drains it, and the CPU the bench reads from /proc is all of
+it); both leave the client address alone (no `X-Forwarded-For` rewriting: `clientip.py`
+decides) and run the app's lifespan (it connects to NATS there). `serve` is also what the
+benchmark's bare baseline uses, so a baseline and the gateway never differ in server options.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
 import os
+import signal
+import sys
+from collections.abc import Iterator, Mapping
 
-import uvicorn
+from litestar.types import ASGIApp
 
-from stratus_gateway.app import asgi
-from stratus_telemetry import configure
+SERVERS = ("granian", "uvicorn")
+DEFAULT_SERVER = "granian"  # docs/performance.md: the faster of the two on GET /v1/me
+DRAIN_SECONDS = 8  # after SIGTERM, for open requests; `stratus up` kills at 10 s, leaving 2 for the lifespan
 
-if __name__ == "__main__":
-    configure("gateway")
-    uvicorn.run(
-        asgi(),
-        host=os.environ.get("STRATUS_HOST", "127.0.0.1"),
-        port=int(os.environ.get("STRATUS_PORT", "8080")),
+log = logging.getLogger("stratus.gateway")
+
+
+def server_from(env: Mapping[str, str]) -> str:
+    """The configured server's name; ValueError for a name that is not one."""
+    name = env.get("STRATUS_HTTP_SERVER", "").strip().lower() or DEFAULT_SERVER
+    if name not in SERVERS:
+        raise ValueError(f"STRATUS_HTTP_SERVER must be one of {', '.join(SERVERS)}, got {name!r}")
+    return name
+
+
+def serve(app: ASGIApp, host: str, port: int, server: str = DEFAULT_SERVER) -> None:
+    """Serve `app` until SIGTERM or SIGINT, then drain and run the lifespan's shutdown."""
+    if server == "uvicorn":
+        _serve_uvicorn(app, host, port)
+    else:
+        _serve_granian(app, host, port)
+
+
+def _serve_uvicorn(app: ASGIApp, host: str, port: int) -> None:
+    import uvicorn
+
+    class Server(uvicorn.Server):
+        @contextlib.contextmanager
+        def capture_signals(self) -> Iterator[None]:
+            # uvicorn's own re-raises SIGTERM once it has shut down, so that the process dies
+            # of it: before atexit, where the log writer writes what is still queued. Here the
+            # signal only starts the shutdown, and the process then exits normally.
+            previous = {sig: signal.signal(sig, self.handle_exit) for sig in (signal.SIGINT, signal.SIGTERM)}
+            try:
+                yield
+            finally:
+                for sig, handler in previous.items():
+                    signal.signal(sig, handler)
+
+    config = uvicorn.Config(
+        app,
+        host=host,
+        port=port,
         loop="uvloop",
         http="httptools",
         access_log=False,
@@ -21,5 +71,93 @@ if __name__ == "__main__":
         # which proxies to believe is ours to decide (STRATUS_TRUSTED_PROXIES, clientip.py).
         proxy_headers=False,
         log_config=None,
-        timeout_graceful_shutdown=10,
+        timeout_graceful_shutdown=DRAIN_SECONDS,
     )
+    Server(config).run()
+
+
+def _serve_granian(app: ASGIApp, host: str, port: int) -> None:
+    import uvloop
+    from granian.asgi import LifespanProtocol
+    from granian.constants import HTTPModes, Interfaces
+    from granian.log import LogLevels
+    from granian.server.embed import Server
+
+    # Granian's embedded server: its Rust I/O runtime on a thread of this process, the app on
+    # our event loop. Its other servers run the app in a child process (multiprocessing), which
+    # would hide the serving process from the supervisor and from the bench's CPU accounting.
+    # Granian never reads X-Forwarded-For itself (its proxy wrappers are opt-in), so the client
+    # address stays the peer's. Its own log lines go to our handlers at our level: an
+    # incremental config that only lets its loggers propagate (a full one would close ours).
+    server = Server(
+        app,
+        address=host,
+        port=port,
+        # The lifespan is run here rather than by Granian ("asginl": no lifespan), so that
+        # shutdown runs after a bounded drain: Granian's own waits for every connection.
+        interface=Interfaces.ASGINL,
+        http=HTTPModes.http1,  # what uvicorn speaks; no HTTP/2 prior-knowledge sniffing
+        websockets=False,
+        backlog=2048,  # uvicorn's default
+        log_access=False,
+        log_level=LogLevels.notset,
+        log_dictconfig={
+            "version": 1,
+            "incremental": True,
+            "handlers": {},
+            "formatters": {},
+            "loggers": {"_granian": {"propagate": True}, "granian.access": {"propagate": True}},
+        },
+    )
+
+    async def run() -> int:
+        loop = asyncio.get_running_loop()
+        lifespan = LifespanProtocol(app)
+        await lifespan.startup()
+        if lifespan.interrupt:
+            log.error("the app did not start", exc_info=lifespan.exc)
+            return 3  # uvicorn's exit code for a failed startup
+        stop = asyncio.Event()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        serving = asyncio.create_task(server.serve())
+        stopping = asyncio.create_task(stop.wait())
+        await asyncio.wait({serving, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        if not serving.done():
+            # Granian stops accepting and lets every open connection finish its request
+            # (hyper's graceful shutdown); a client that holds one open longer is left behind.
+            server.stop()
+            _, late = await asyncio.wait({serving}, timeout=DRAIN_SECONDS)
+            if late:
+                log.warning("connections still open after the drain; stopping anyway")
+        stopping.cancel()
+        await lifespan.shutdown()
+        crashed = serving.done() and not serving.cancelled() and serving.exception() is not None
+        return 1 if crashed or server.interrupt_children else 0
+
+    code = uvloop.run(run())
+    if code:
+        raise SystemExit(code)
+
+
+def main() -> int:
+    from stratus_gateway.app import asgi
+    from stratus_telemetry import configure
+
+    configure("gateway")
+    try:
+        server = server_from(os.environ)
+    except ValueError as exc:
+        log.error(str(exc))
+        return 2
+    serve(
+        asgi(),
+        host=os.environ.get("STRATUS_HOST", "127.0.0.1"),
+        port=int(os.environ.get("STRATUS_PORT", "8080")),
+        server=server,
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -27,6 +28,7 @@ from stratus_gateway.routes.members import MemberController
 from stratus_gateway.routes.project_members import ProjectMemberController
 from stratus_gateway.routes.projects import ProjectController
 
+log = logging.getLogger("stratus.gateway")
 MAX_BODY = 1024 * 1024
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 
@@ -75,6 +77,7 @@ def create_app(bus: Bus | None = None) -> Litestar:
             await authn.stop()
             if owned:
                 await app.state.bus.drain()
+            log.info("gateway stopped")  # the lifespan's shutdown ran (whichever server served)
 
     v1 = idempotency.attach(
         Router(
