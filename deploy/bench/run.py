@@ -32,7 +32,9 @@ are printed and written to `bench-results/latest.json`; the logs stay in the tem
 which is kept (and named) only when the run fails.
 
 Settings: `--quick` (1 round of 2 s, a smoke run), and the environment variables
-BENCH_DURATION (seconds per run, default 5), BENCH_ROUNDS (default 5), BENCH_CONNECTIONS
+BENCH_DURATION (seconds per run, default 5), BENCH_ROUNDS (default 5), BENCH_OPEN_RATE (the write
+target's offered rate for its open-loop latency, default 500), BENCH_POSTGRES_DSN (also run the
+write target on a stack whose event stores are in this PostgreSQL, in a schema of its own), BENCH_CONNECTIONS
 (default 16) and BENCH_THREADS (wrk threads, default 2). Exits 1 when any run saw a non-2xx
 response or a socket error, or a service restarted mid-run, after printing the results.
 
@@ -200,6 +202,8 @@ class WrkResult:
     socket_errors: dict[str, int] = field(default_factory=dict)
     # CPU milliseconds that each process spent per request during the run (see cpu_sampler).
     cpu_ms_per_req: dict[str, float] = field(default_factory=dict)
+    # Writes only: how many commands the projects service's writer committed per transaction.
+    commands_per_commit: float | None = None
 
     @property
     def errors(self) -> int:
@@ -555,7 +559,7 @@ def machine_facts(wrk: str) -> dict[str, Any]:
     }
 
 
-CPU_COLUMNS = ("gateway", "identity", "projects", "nats", "baseline", "wrk")
+CPU_COLUMNS = ("gateway", "identity", "projects", "audit", "nats", "baseline", "wrk")
 
 
 def _median_ratio(a: list[float], b: list[float]) -> float | None:
@@ -683,6 +687,121 @@ def print_report(rows: list[dict[str, Any]], facts: dict[str, Any], s: Settings)
     )
 
 
+WRITE = "POST /v1/projects"
+WRITE_PG = "POST /v1/projects, PostgreSQL"
+OPEN_RATE = float(os.environ.get("BENCH_OPEN_RATE", "500"))
+
+
+def writer_stats(nats_url: str) -> dict[str, int]:
+    """The projects service's worker counters (batches, jobs, commits per partition), from its ping."""
+    import asyncio
+
+    from stratus_bus import Bus
+    from stratus_contracts import subjects
+    from stratus_contracts.reply import Ping, Pong
+
+    async def ask() -> dict[str, int]:
+        bus = await Bus.connect(nats_url, name="bench-stats")
+        try:
+            pong = await bus.call(Ping(), subject=subjects.ping("projects"), returns=Pong, timeout=5)
+            return dict(pong.stats)
+        finally:
+            await bus.drain()
+
+    return asyncio.run(ask())
+
+
+def commands_per_commit(before: dict[str, int], after: dict[str, int]) -> float | None:
+    jobs = after.get("live.write_jobs", 0) - before.get("live.write_jobs", 0)
+    commits = after.get("live.commits", 0) - before.get("live.commits", 0)
+    return round(jobs / commits, 2) if commits else None
+
+
+def open_loop(url: str, key: str, rate: float, seconds: int, tag: str) -> dict[str, Any]:
+    """Creates at a fixed offered rate (deploy/bench/openloop.py), latency from when each was due."""
+    out = subprocess.run(
+        [
+            sys.executable,
+            str(HERE / "openloop.py"),
+            url,
+            "--rate",
+            str(rate),
+            "--seconds",
+            str(seconds),
+            "--key",
+            key,
+            "--post-projects",
+            tag,
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=seconds + 120,
+    )
+    if out.returncode != 0:
+        raise RuntimeError(f"openloop.py failed ({out.returncode}): {out.stderr}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def postgres_env(dsn: str) -> dict[str, str]:
+    """The stack's event stores in a fresh schema of this PostgreSQL (the library's variables)."""
+    from urllib.parse import urlparse
+
+    import psycopg
+
+    url = urlparse(dsn)
+    schema = f"stratus_bench_{os.urandom(4).hex()}"
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(f'CREATE SCHEMA "{schema}"')
+    return {
+        "PERSISTENCE_MODULE": "eventsourcing.postgres",
+        "POSTGRES_DBNAME": url.path.lstrip("/") or "postgres",
+        "POSTGRES_HOST": url.hostname or "127.0.0.1",
+        "POSTGRES_PORT": str(url.port or 5432),
+        "POSTGRES_USER": url.username or "postgres",
+        "POSTGRES_PASSWORD": url.password or "",
+        "POSTGRES_SCHEMA": schema,
+    }
+
+
+def drop_schema(dsn: str, schema: str) -> None:
+    import psycopg
+
+    with contextlib.suppress(Exception), psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+
+
+def postgres_rounds(
+    s: Settings, wrk: str, tmp: Path, dsn: str, baseline: Target, admin_key: str
+) -> tuple[Target, Target, str | None]:
+    """The write target against a second stack whose event stores are in PostgreSQL, in rounds
+    interleaved with the default server's bare baseline (a second run of it, for the ratio)."""
+    pg_tmp = tmp / "postgres"
+    pg_tmp.mkdir()
+    port = free_port()
+    env = {**stack_env(pg_tmp, port, admin_key), **postgres_env(dsn)}
+    stack = start_stack(pg_tmp, env)
+    target = Target(WRITE_PG, f"http://127.0.0.1:{port}/v1/projects", script_args=[admin_key])
+    base = Target(f"{baseline.label}, with PostgreSQL", baseline.url, server=baseline.server)
+    try:
+        wait_http_ok(stack, port, "/readyz", time.monotonic() + READY_TIMEOUT)
+        pids = stack_pids(pg_tmp / "data", time.monotonic() + READY_TIMEOUT)
+        nats_url = json.loads((pg_tmp / "data" / "stack.json").read_text())["nats_url"]
+        run_wrk(wrk, target, s, s.warmup, "pgw")
+        for n in range(1, s.rounds + 1):
+            base.runs.append(run_wrk(wrk, base, s, s.duration, f"pgb{n}"))
+            before, stats = cpu_snapshot(pids), writer_stats(nats_url)
+            result = run_wrk(wrk, target, s, s.duration, f"pg{n}")
+            result.cpu_ms_per_req = cpu_per_request(before, cpu_snapshot(pids), result.requests)
+            result.commands_per_commit = commands_per_commit(stats, writer_stats(nats_url))
+            target.runs.append(result)
+            print(f"  {WRITE_PG:<26}{result.rps:>10.0f} req/s  p99 {result.p99_ms:7.2f} ms", flush=True)
+    finally:
+        stack.stop()
+        drop_schema(dsn, env["POSTGRES_SCHEMA"])
+    return base, target, env["POSTGRES_SCHEMA"]
+
+
 def bench(s: Settings, wrk: str, tmp: Path) -> int:
     facts = machine_facts(wrk)
     admin_key = keys.generate("live")
@@ -757,8 +876,9 @@ def bench(s: Settings, wrk: str, tmp: Path) -> int:
             Target(ME_LIMITED, f"{gw}/v1/me", pro_auth),
             Target(UNLIMITED, f"{gw}/v1/projects/{project_id}", auth),
             Target(RATE_LIMITED, f"{gw}/v1/projects/{pro_project_id}", pro_auth),
-            Target("POST /v1/projects", f"{gw}/v1/projects", script_args=[admin_key]),
+            Target(WRITE, f"{gw}/v1/projects", script_args=[admin_key]),
         ]
+        opened: list[dict[str, Any]] = []
 
         # Warm-up, not reported: first requests pay for imports, connection pools and caches.
         for t in targets:
@@ -767,8 +887,11 @@ def bench(s: Settings, wrk: str, tmp: Path) -> int:
             print(f"bench: round {n}/{s.rounds}", flush=True)
             for t in targets:
                 before = cpu_snapshot(pids)
+                stats = writer_stats(nats_url) if t.label == WRITE else {}
                 result = run_wrk(wrk, t, s, s.duration, str(n))
                 result.cpu_ms_per_req = cpu_per_request(before, cpu_snapshot(pids), result.requests)
+                if t.label == WRITE:
+                    result.commands_per_commit = commands_per_commit(stats, writer_stats(nats_url))
                 t.runs.append(result)
                 mark = ""
                 if result.errors:
@@ -780,6 +903,20 @@ def bench(s: Settings, wrk: str, tmp: Path) -> int:
                 )
                 for p in procs:
                     p.check_alive()
+            # The write target's latency at a fixed offered load (wrk above measures saturation).
+            opened.append(open_loop(f"{gw}/v1/projects", admin_key, OPEN_RATE, s.duration, f"{n}"))
+            last = opened[-1]
+            print(
+                f"  {WRITE + f' at {OPEN_RATE:.0f}/s offered':<26}{last['achieved_rps']:>10.0f} req/s  "
+                f"p50 {last['p50_ms']:7.2f} ms  p99 {last['p99_ms']:7.2f} ms",
+                flush=True,
+            )
+        postgres = os.environ.get("BENCH_POSTGRES_DSN", "").strip()
+        if postgres:
+            print("bench: the write target on PostgreSQL", flush=True)
+            default_base = next(t for t in targets if t.label == baseline_label(DEFAULT_SERVER))
+            pg_base, pg_write, _ = postgres_rounds(s, wrk, tmp, postgres, default_base, admin_key)
+            targets += [pg_base, pg_write]
         # A service that crashed and was restarted by `stratus up` mid-run has a new pid; its
         # rounds measured a restart, not the route.
         now = stack_pids(tmp / "data", deadline)
@@ -803,6 +940,8 @@ def bench(s: Settings, wrk: str, tmp: Path) -> int:
             f"the INFO gateway logged {access['lines']} access lines for {access['requests']} requests"
         )
     print(f"INFO gateway: {access['lines']} access lines logged for {access['requests']} requests answered")
+    writes = write_summary(rows, opened)
+    print_writes(writes)
     if any(row["errors"] for row in rows):
         warnings.append("some runs had non-2xx responses or socket errors; their figures are suspect")
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
@@ -815,6 +954,7 @@ def bench(s: Settings, wrk: str, tmp: Path) -> int:
                 "targets": rows,
                 "pairs": pairs,
                 "info_log": access,
+                "writes": writes,
             },
             indent=2,
         )
@@ -824,6 +964,47 @@ def bench(s: Settings, wrk: str, tmp: Path) -> int:
     for warning in warnings:
         print(f"bench: WARNING: {warning}")
     return 1 if warnings else 0
+
+
+def write_summary(rows: list[dict[str, Any]], opened: list[dict[str, Any]]) -> dict[str, Any]:
+    """The write target's figures: commands per commit (medians over rounds), and its latency at
+    the fixed offered rate (medians of the open-loop rounds)."""
+    out: dict[str, Any] = {}
+    for row in rows:
+        if row["target"] in (WRITE, WRITE_PG):
+            per_commit = [r["commands_per_commit"] for r in row["rounds"] if r.get("commands_per_commit")]
+            out[row["target"]] = {
+                "rps": row["rps"],
+                "p99_ms": row["p99_ms"],
+                "commands_per_commit": round(statistics.median(per_commit), 2) if per_commit else None,
+            }
+    if opened:
+        out["open_loop"] = {
+            "offered_rps": OPEN_RATE,
+            **{
+                key: round(statistics.median(o[key] for o in opened), 3)
+                for key in ("achieved_rps", "p50_ms", "p90_ms", "p99_ms", "max_ms")
+            },
+            "rounds": opened,
+        }
+    return out
+
+
+def print_writes(writes: dict[str, Any]) -> None:
+    print()
+    for label in (WRITE, WRITE_PG):
+        if label in writes:
+            w = writes[label]
+            print(
+                f"{label}: {w['rps']:.0f} req/s (16 connections, Idempotency-Key on each), p99 "
+                f"{w['p99_ms']:.2f} ms, {w['commands_per_commit']} commands per commit (median)"
+            )
+    if "open_loop" in writes:
+        o = writes["open_loop"]
+        print(
+            f"{WRITE} at {o['offered_rps']:.0f}/s offered (open loop): {o['achieved_rps']:.0f} req/s served, "
+            f"p50 {o['p50_ms']:.2f} ms, p90 {o['p90_ms']:.2f} ms, p99 {o['p99_ms']:.2f} ms (round medians)"
+        )
 
 
 def access_lines(gateway: Proc | None, targets: list[Target]) -> dict[str, int]:
