@@ -18,7 +18,7 @@ import httpx
 import nats
 import pytest
 
-from stratus_contracts import projects, subjects
+from stratus_contracts import projects
 from stratus_gateway.__main__ import DEFAULT_SERVER, SERVERS
 from stratus_gateway.limits import MAX_HEADER, MAX_URL
 from stratus_testing import Stack, free_port, wait_until
@@ -107,7 +107,7 @@ async def test_sigterm_lets_an_open_request_finish_then_shuts_down(stack: Stack,
         async def seen(_: object) -> None:
             forwarded.set()
 
-        await nc.subscribe(subjects.query(projects.SERVICE, "list"), cb=seen)
+        await nc.subscribe(projects.ListProjects.subject, cb=seen)
         await nc.flush()
         service = stack.service_pid("projects")
         async with httpx.AsyncClient(
