@@ -87,6 +87,7 @@ ME_INFO = "GET /v1/me, INFO log"
 UNLIMITED = "GET /v1/projects/{id}"
 OTHER_SERVER = next(name for name in SERVERS if name != DEFAULT_SERVER)
 ME_OTHER = f"GET /v1/me, {OTHER_SERVER}"
+GET_OTHER = f"GET /v1/projects/{{id}}, {OTHER_SERVER}"
 ACCESS_LINE = b"stratus.gateway.access"  # the access log's logger name, in its lines only
 
 
@@ -98,6 +99,7 @@ def baseline_label(server: str) -> str:
 PAIRS = [
     ("Granian's bare route against uvicorn's", baseline_label("granian"), baseline_label("uvicorn")),
     (f"GET /v1/me on {DEFAULT_SERVER} against {OTHER_SERVER}", ME, ME_OTHER),
+    (f"GET /v1/projects/{{id}} on {DEFAULT_SERVER} against {OTHER_SERVER}", UNLIMITED, GET_OTHER),
     ("GET /v1/me at INFO (access log to a file) against WARNING", ME_INFO, ME),
     ("GET /v1/me with a pro key (rate limiter on) against internal", ME_LIMITED, ME),
     ("GET /v1/projects/{id} with a pro key against internal", RATE_LIMITED, UNLIMITED),
@@ -880,6 +882,13 @@ def bench(s: Settings, wrk: str, tmp: Path) -> int:
             ),
             Target(ME_LIMITED, f"{gw}/v1/me", pro_auth),
             Target(UNLIMITED, f"{gw}/v1/projects/{project_id}", auth),
+            Target(
+                GET_OTHER,
+                f"http://127.0.0.1:{other_port}/v1/projects/{project_id}",
+                auth,
+                server=OTHER_SERVER,
+                serving={"gateway": other.name},
+            ),
             Target(RATE_LIMITED, f"{gw}/v1/projects/{pro_project_id}", pro_auth),
             Target(WRITE, f"{gw}/v1/projects", script_args=[admin_key]),
         ]
