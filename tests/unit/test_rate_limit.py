@@ -135,12 +135,15 @@ async def test_an_idle_replica_gives_its_unspent_lease_back() -> None:
     _, (a, b) = replicas(2, clock)
     for _ in range(501):
         assert (await a.spend("key.k", DAILY)).allowed
+    await a.settled()  # the lease it took ahead, if one is under way
     stranded = a._buckets["key.k"].tokens
-    assert 0 < stranded < ratelimit.lease_size(DAILY)
+    # What one replica holds: at most the half batch it had left plus the batch it leased ahead.
+    assert 0 < stranded <= ratelimit.lease_size(DAILY) + ratelimit.low_water(DAILY)
     served = 0
     while (await b.spend("key.k", DAILY)).allowed:
         served += 1
     assert served == 1000 - 501 - stranded
+    await b.settled()
     clock.advance(ratelimit.LEASE_IDLE)
     await a.sweep()
     while (await b.spend("key.k", DAILY)).allowed:
@@ -183,3 +186,57 @@ async def test_plans_without_a_limit_cost_nothing() -> None:
     assert kv.writes == 0
     # A plan this gateway does not know is limited like `free`.
     assert (await limiter.for_key("key_1", "platinum")).limit == 1000  # type: ignore[union-attr]
+
+
+class GatedKV(FakeKV):
+    """FakeKV whose writes wait until `gate` is set: a lease that stays under way."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gate = asyncio.Event()
+        self.gate.set()
+        self.attempts = 0
+
+    async def update(self, key: str, value: bytes, last: int | None = None) -> int:
+        self.attempts += 1
+        await self.gate.wait()
+        return await super().update(key, value, last)
+
+
+async def test_the_next_lease_is_taken_ahead_and_requests_that_run_out_share_it() -> None:
+    kv, clock = GatedKV(), Clock()
+    limiter = RateLimiter(kv, load_plans(""), clock)  # type: ignore[arg-type]
+    lease, low = ratelimit.lease_size(DAILY), ratelimit.low_water(DAILY)
+    assert (await limiter.spend("key.k", DAILY)).allowed  # the first lease, then one spent
+    kv.gate.clear()  # from now on a lease stays under way until the gate opens
+    for _ in range(lease - 1 - low):  # spent from what is held, without suspending
+        assert limiter.spend_held("key.k", DAILY) is not None
+    # At half a batch left the next lease started; what is held is still spent meanwhile.
+    await asyncio.sleep(0)
+    assert kv.attempts == 2
+    for _ in range(low):
+        assert limiter.spend_held("key.k", DAILY) is not None
+    assert limiter.spend_held("key.k", DAILY) is None  # nothing held: the caller must wait
+    waiting = [asyncio.create_task(limiter.spend("key.k", DAILY)) for _ in range(lease)]
+    await asyncio.sleep(0)
+    assert not any(task.done() for task in waiting) and kv.attempts == 2  # one lease, shared
+    kv.gate.set()
+    assert all(decision.allowed for decision in await asyncio.gather(*waiting))
+    await limiter.settled()
+    assert kv.writes <= 4
+
+
+async def test_a_token_spent_without_suspending_says_what_spend_would_say() -> None:
+    clock = Clock()
+    _, (limiter,) = replicas(1, clock)
+    per_day = Limit(limit=1000, period=86_400, burst=400)
+    await limiter.spend("key.k", per_day)
+    for step in range(300):
+        clock.advance(37 if step % 50 == 0 else 0.1)
+        headers = limiter.spend_held("key.k", per_day) or []
+        if not headers:
+            await limiter.settled()  # a lease under way: `spend` would wait for it
+            continue
+        bucket = limiter._buckets["key.k"]
+        expected = limiter._decision(bucket, per_day, clock(), allowed=True).headers()
+        assert headers == expected, step

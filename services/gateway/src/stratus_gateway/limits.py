@@ -6,9 +6,10 @@ Structs and query parameters and answer 422 `validation_failed` naming the field
 
 * `refusal` (in the outer middleware, before the app): a path plus query string over 8 KiB is
   414 `uri_too_long`; header fields over 32 KiB in total, or one over 16 KiB, are 431
-  `headers_too_large`. uvicorn's parser sets no such limits, and a 1 MiB header must not reach
-  auth or a log line. (The largest legitimate header is a short-lived token with 100 projects and
-  100 environments in its claims: about 14 KiB.)
+  `headers_too_large`. Neither server enforces these (uvicorn's parser sets no size limit,
+  Granian's only far larger ones), and a 1 MiB header must not reach auth or a log line. (The
+  largest legitimate header is a short-lived token with 100 projects and 100 environments in its
+  claims: about 14 KiB.)
 * `check_json_depth` (before a body is decoded): arrays and objects nested more than 32 deep are
   400 `json_too_deep`. The JSON decoder recurses per level, so a deep enough body would otherwise
   end in a RecursionError (500); no Stratus body nests beyond 3.

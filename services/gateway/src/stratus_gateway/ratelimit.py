@@ -4,11 +4,16 @@ authenticate, shared by every gateway replica through the JetStream KV bucket `s
 A bucket's record in KV (tokens left, when, capacity) is the truth. A replica does not spend it
 one request at a time: it leases a small batch of tokens with a compare-and-set update
 (`kv.update(key, value, last=revision)`) and spends them from memory, so most requests cost no bus
-round trip. A batch is 0.5 % of the bucket's capacity (at most `MAX_LEASE`), so tokens leased but
-not yet spent stay within 1 % of the limit with two replicas; a replica gives back what a bucket
-it stopped using still holds after `LEASE_IDLE` seconds. A replica that dies loses at most one
-batch per bucket, which the refill brings back. Leasing never creates tokens, so the total served
-across replicas never exceeds capacity + refill.
+round trip. A batch is 0.5 % of the bucket's capacity (at most `MAX_LEASE`). When what a replica
+holds falls to half a batch, it leases the next one in the background (the requests meanwhile
+spend what is left), so that a busy key's requests do not all wait for a KV round trip whenever
+a batch runs out; those that still run out wait for that same lease. A replica therefore holds
+at most one and a half batches of a bucket: tokens leased but not yet spent stay within 1.5 % of
+the limit with two replicas; a replica gives back what a bucket it stopped using still holds
+after `LEASE_IDLE` seconds. A replica that dies loses at most a batch and a half per bucket,
+which the refill brings back. Leasing never creates tokens, so the total served across replicas
+never exceeds capacity + refill; and a replica refuses only when it holds no token, so once
+every replica refuses, every token leased has been served.
 
 Capacity and refill come from the account's plan (`STRATUS_PLANS`, see `load_plans`); the
 `internal` plan has no limit and costs nothing. Time comes from one injectable clock (wall-clock
@@ -153,6 +158,13 @@ def lease_size(limit: Limit) -> int:
     return max(1, min(MAX_LEASE, int(limit.capacity * LEASE_FRACTION)))
 
 
+def low_water(limit: Limit) -> int:
+    """Tokens held at which the next lease is taken in the background: half a batch. It is a
+    head start on the KV round trip, not a guarantee: on a saturated event loop the round trip
+    can outlast half a batch, and the requests that run out then wait for that one lease."""
+    return lease_size(limit) // 2
+
+
 # -- decisions and headers --------------------------------------------------------------------
 
 
@@ -165,25 +177,47 @@ class Decision(NamedTuple):
 
     def headers(self) -> list[tuple[bytes, bytes]]:
         return [
-            (b"x-ratelimit-limit", str(self.limit).encode()),
-            (b"x-ratelimit-remaining", str(self.remaining).encode()),
-            (b"x-ratelimit-reset", str(self.reset).encode()),
+            (b"x-ratelimit-limit", b"%d" % self.limit),
+            (b"x-ratelimit-remaining", b"%d" % self.remaining),
+            (b"x-ratelimit-reset", b"%d" % self.reset),
         ]
+
+
+_RESET_NOW = (b"x-ratelimit-reset", b"0")
+# How a lease ended: tokens granted or the bucket found empty; replicas kept racing; no KV.
+_DONE, _CONTENDED, _UNREACHABLE = object(), object(), object()
 
 
 class _Bucket:
     """One replica's view of one shared bucket: its lease and the last record it saw."""
 
-    __slots__ = ("denied_until", "limit", "lock", "revision", "state", "tokens", "used")
+    __slots__ = (
+        "denied_until",
+        "lease",
+        "limit",
+        "limit_header",
+        "lock",
+        "low",
+        "revision",
+        "state",
+        "tokens",
+        "used",
+    )
 
     def __init__(self, limit: Limit) -> None:
         self.tokens = 0  # leased, not yet spent
+        self.lease: asyncio.Task[object] | None = None  # the lease under way, if any
+        self.set_limit(limit)
         self.state: BucketState | None = None  # the record as of `revision`
         self.revision: int | None = None  # None: unknown, read before writing; 0: no record
         self.denied_until = 0.0
         self.used = 0.0
-        self.limit = limit
         self.lock = asyncio.Lock()
+
+    def set_limit(self, limit: Limit) -> None:
+        self.limit = limit
+        self.low = low_water(limit)
+        self.limit_header = (b"x-ratelimit-limit", b"%d" % limit.capacity)
 
 
 class RateLimiter:
@@ -193,6 +227,7 @@ class RateLimiter:
         self.clock = clock
         self._buckets: dict[str, _Bucket] = {}
         self._sweeper: asyncio.Task[None] | None = None
+        self._leases: set[asyncio.Task[object]] = set()  # leases under way
         self._decoder = msgspec.msgpack.Decoder(BucketState)
         self._encoder = msgspec.msgpack.Encoder()
 
@@ -212,8 +247,14 @@ class RateLimiter:
             self._sweeper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._sweeper
+        await self.settled()
         with contextlib.suppress(nats.errors.Error):
             await self.sweep(idle=0.0)
+
+    async def settled(self) -> None:
+        """Wait for the leases under way."""
+        while self._leases:
+            await asyncio.gather(*self._leases, return_exceptions=True)
 
     def limit_of(self, plan: str) -> Limit | None:
         """A plan's limit; a plan this configuration does not know is limited as `free`."""
@@ -228,19 +269,84 @@ class RateLimiter:
         limit = self.plans.get(ANONYMOUS)
         return None if limit is None else await self.spend(f"ip.{_kv_safe(ip)}", limit)
 
+    def spend_held(self, name: str, limit: Limit) -> list[tuple[bytes, bytes]] | None:
+        """One request paid from a token this replica holds, without suspending: its
+        `X-RateLimit-*` headers, or None when it holds none (then `spend` it). The common case of
+        every rate-limited request, so it is `spend` and `Decision.headers` written out: no
+        coroutine, no Decision, the bucket arithmetic inline (docs/performance.md)."""
+        bucket = self._buckets.get(name)
+        if bucket is None or bucket.tokens <= 0 or bucket.limit is not limit:
+            return None
+        now = bucket.used = self.clock()
+        tokens = bucket.tokens = bucket.tokens - 1
+        if tokens <= bucket.low and bucket.lease is None and now >= bucket.denied_until:
+            self._start_lease(name, bucket, limit)
+        # What `level` + `seconds_until` compute: the bucket's level now, plus what is held.
+        capacity, state = limit.capacity, bucket.state
+        if state is None:
+            have = capacity + tokens
+        else:
+            have = state.tokens + tokens
+            if capacity > state.capacity:
+                have += capacity - state.capacity
+            if now > state.at:
+                have += (now - state.at) * limit.rate
+        if have >= capacity:
+            return [bucket.limit_header, (b"x-ratelimit-remaining", b"%d" % capacity), _RESET_NOW]
+        reset = b"%d" % math.ceil((capacity - have) / limit.rate)
+        return [bucket.limit_header, (b"x-ratelimit-remaining", b"%d" % have), (b"x-ratelimit-reset", reset)]
+
     async def spend(self, name: str, limit: Limit) -> Decision:
         bucket = self._buckets.get(name)
         if bucket is None:
             bucket = self._buckets[name] = _Bucket(limit)
-        bucket.limit = limit
+        if bucket.limit is not limit:
+            bucket.set_limit(limit)
         now = bucket.used = self.clock()
-        if bucket.tokens <= 0 and now >= bucket.denied_until:
-            await self._refill(name, bucket, limit)
+        # Out of tokens: wait for the lease under way, or start one. Every request that runs out
+        # waits for the same lease and resumes when it lands (an asyncio.Lock resumed them one
+        # loop turn after another); one that finds the tokens taken again waits for the next.
+        # It ends with a token, or a refusal once a lease finds the shared bucket empty.
+        while bucket.tokens <= 0 and now >= bucket.denied_until:
+            lease = bucket.lease
+            if lease is None or lease.done():  # done: cancelled before it ran
+                lease = self._start_lease(name, bucket, limit)
+            outcome = await asyncio.shield(lease)
+            if outcome is _UNREACHABLE:
+                # Without the shared bucket, serve rather than refuse: the bus is the platform's
+                # spine, and a gateway that cannot reach it fails requests on its own.
+                return self._decision(bucket, limit, now, allowed=True)
             now = self.clock()
+            if outcome is _CONTENDED:
+                break
         if bucket.tokens > 0:
             bucket.tokens -= 1
+            if bucket.tokens <= bucket.low and bucket.lease is None and now >= bucket.denied_until:
+                self._start_lease(name, bucket, limit)
             return self._decision(bucket, limit, now, allowed=True)
         return self._decision(bucket, limit, now, allowed=False)
+
+    def _start_lease(self, name: str, bucket: _Bucket, limit: Limit) -> asyncio.Task[object]:
+        """Lease the next batch in a task of its own: requests that still hold tokens go on
+        spending them, and those that ran out wait for it (`spend`)."""
+        lease = bucket.lease = asyncio.get_running_loop().create_task(self._run_lease(name, bucket, limit))
+        self._leases.add(lease)
+        lease.add_done_callback(self._leases.discard)
+        return lease
+
+    async def _run_lease(self, name: str, bucket: _Bucket, limit: Limit) -> object:
+        """Lease a batch, or learn that the bucket is empty: _DONE, _CONTENDED or _UNREACHABLE."""
+        try:
+            async with bucket.lock:  # a give-back of this bucket may be under way
+                return _DONE if await self._lease(name, bucket, limit, lease_size(limit)) else _CONTENDED
+        except nats.errors.Error as exc:
+            log.warning("rate-limit bucket unreachable; requests not limited", extra={"error": repr(exc)})
+            bucket.revision = None
+            return _UNREACHABLE
+        finally:
+            # Cleared before the task is done, so that no request ever waits for a finished one
+            # (awaiting it would not suspend, and the request would spin).
+            bucket.lease = None
 
     def _decision(self, bucket: _Bucket, limit: Limit, now: float, *, allowed: bool) -> Decision:
         capacity = limit.capacity
@@ -252,20 +358,9 @@ class RateLimiter:
             return Decision(True, capacity, int(have), reset, 0)
         return Decision(False, capacity, 0, reset, max(1, seconds_until(1, have, limit)))
 
-    async def _refill(self, name: str, bucket: _Bucket, limit: Limit) -> None:
-        async with bucket.lock:
-            if bucket.tokens > 0 or self.clock() < bucket.denied_until:
-                return  # another request leased (or was refused) while this one waited
-            try:
-                await self._lease(name, bucket, limit, lease_size(limit))
-            except nats.errors.Error as exc:
-                # Without the shared bucket, serve rather than refuse: the bus is the platform's
-                # spine, and a gateway that cannot reach it fails requests on its own.
-                log.warning("rate-limit bucket unreachable; request not limited", extra={"error": repr(exc)})
-                bucket.revision = None
-                bucket.tokens += 1
-
-    async def _lease(self, name: str, bucket: _Bucket, limit: Limit, want: int) -> None:
+    async def _lease(self, name: str, bucket: _Bucket, limit: Limit, want: int) -> bool:
+        """Add up to `want` tokens from the shared bucket to what `bucket` holds, or learn that it
+        is empty (`denied_until`); False when replicas kept racing for it (MAX_ATTEMPTS)."""
         fresh = False
         for _ in range(MAX_ATTEMPTS):
             if bucket.revision is None:
@@ -279,7 +374,7 @@ class RateLimiter:
                     continue
                 wait = seconds_until(1, level(bucket.state, limit, now), limit)
                 bucket.denied_until = now + min(DENIAL_RECHECK, max(wait, 0.05))
-                return
+                return True
             try:
                 bucket.revision = await self._write(name, after, bucket.revision)
             except KeyWrongLastSequenceError:
@@ -287,8 +382,9 @@ class RateLimiter:
                 continue
             bucket.state = after
             bucket.tokens += granted
-            return
-        log.warning("rate-limit bucket contended; request refused", extra={"bucket": name})
+            return True
+        log.warning("rate-limit bucket contended; requests refused", extra={"bucket": name})
+        return False
 
     async def _read(self, name: str) -> tuple[BucketState | None, int]:
         try:
@@ -322,7 +418,7 @@ class RateLimiter:
         """Give back what buckets unused for `idle` seconds still hold; forget long-idle ones."""
         now = self.clock()
         for name, bucket in list(self._buckets.items()):
-            if bucket.lock.locked() or now - bucket.used < idle:
+            if bucket.lock.locked() or bucket.lease is not None or now - bucket.used < idle:
                 continue
             if bucket.tokens > 0:
                 tokens, bucket.tokens = bucket.tokens, 0
@@ -363,16 +459,26 @@ def _limiter(scope: Any) -> RateLimiter:
 
 def charge_key(scope: Any, limiter: RateLimiter, key_id: str, plan: str) -> Awaitable[None] | None:
     """After authentication: one request against the key's bucket (a token pays from its parent
-    key's), or 429 `rate_limited`. What to await, or None when the plan has no limit: an
-    unlimited key then costs no coroutine at all."""
+    key's), or 429 `rate_limited`. What to await, or None when that was not needed: the plan has
+    no limit, or a token this replica holds paid (the common case: no coroutine at all)."""
     scope[CHARGED_STATE] = "key"
-    return None if limiter.limit_of(plan) is None else _charge_key(scope, limiter, key_id, plan)
+    limit = limiter.limit_of(plan)
+    if limit is None:
+        return None
+    name = "key." + key_id
+    headers = limiter.spend_held(name, limit)
+    if headers is None:
+        return _charge_key(scope, limiter, name, limit)
+    extra = scope.get(RESPONSE_HEADERS)
+    if extra is None:
+        scope[RESPONSE_HEADERS] = headers
+    else:
+        extra += headers
+    return None
 
 
-async def _charge_key(scope: Any, limiter: RateLimiter, key_id: str, plan: str) -> None:
-    decision = await limiter.for_key(key_id, plan)
-    if decision is None:
-        return  # not reached: charge_key checked the limit
+async def _charge_key(scope: Any, limiter: RateLimiter, name: str, limit: Limit) -> None:
+    decision = await limiter.spend(name, limit)
     scope.setdefault(RESPONSE_HEADERS, []).extend(decision.headers())
     if not decision.allowed:
         raise ApiError(
