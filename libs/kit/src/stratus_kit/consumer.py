@@ -87,8 +87,11 @@ class Puller:
         return msgs
 
     async def _next(self, timeout: float) -> Msg | None:
+        # asyncio.timeout, not wait_for: on Python 3.11 a wait_for cancelled as it ends can lose
+        # the message it took off the queue, or swallow the cancellation.
         try:
-            return await asyncio.wait_for(self.queue.get(), timeout)
+            async with asyncio.timeout(timeout):
+                return await self.queue.get()
         except TimeoutError:
             return None
 

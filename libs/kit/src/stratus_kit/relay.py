@@ -249,11 +249,7 @@ class Relay:
                 except Exception:
                     # NATS or the store is briefly away; the position is safe, so try again.
                     log.exception("relay pass failed; retrying")
-                try:
-                    await asyncio.wait_for(self._wakeup.wait(), timeout=self.poll)
-                    woken = True
-                except TimeoutError:
-                    woken = False
+                woken = await self._woken(self.poll)
         finally:
             # A clean stop records how far it got (a crash re-publishes that much instead).
             if self._published > self._recorded:
@@ -265,12 +261,20 @@ class Relay:
         if self._published > self._recorded and not self._wakeup.is_set():
             loop = asyncio.get_running_loop()
             delay = RECORD_EVERY - (loop.time() - self._recorded_at)
-            if delay > 0:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wakeup.wait(), timeout=delay)
-                if self._wakeup.is_set():
-                    return
+            if delay > 0 and await self._woken(delay):
+                return
             await self._record()
+
+    async def _woken(self, timeout: float) -> bool:
+        """Wait up to `timeout` for a wake-up; whether one came. (`asyncio.timeout`, not
+        `wait_for`: on Python 3.11 `wait_for` can swallow a cancellation that arrives as the
+        wait ends, and a stopping service would then wait on its relay.)"""
+        try:
+            async with asyncio.timeout(timeout):
+                await self._wakeup.wait()
+        except TimeoutError:
+            return False
+        return True
 
 
 __all__ = ["TRACKING_NAME", "Publisher", "Relay", "chain"]
