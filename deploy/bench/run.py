@@ -256,6 +256,9 @@ class Target:
     headers: dict[str, str] = field(default_factory=dict)
     script_args: list[str] | None = None  # set: drive with post_projects.lua
     server: str = DEFAULT_SERVER  # the HTTP server: its baseline is what "vs baseline" divides by
+    # ... unless this names another target to divide by (a second run of a baseline, in rounds
+    # of its own, as the PostgreSQL write target has).
+    baseline: str | None = None
     # The process whose CPU is this target's "gateway" (or "baseline") column, when it is not the
     # stack's gateway: a key of the pid table.
     serving: dict[str, str] = field(default_factory=dict)
@@ -577,9 +580,11 @@ def _rps(runs: list[Any]) -> list[float]:
 
 def summarize(targets: list[Target]) -> list[dict[str, Any]]:
     baselines = {t.server: t for t in targets if t.label == baseline_label(t.server)}
+    by_label = {t.label: t for t in targets}
     rows = []
     for t in targets:
-        base = baselines.get(t.server)
+        base = by_label[t.baseline] if t.baseline else baselines.get(t.server)
+        others = {t.server: base} if t.baseline and base else baselines
         cpu = {
             name: round(statistics.median(r.cpu_ms_per_req[t.serving.get(name, name)] for r in t.runs), 3)
             for name in CPU_COLUMNS
@@ -594,7 +599,7 @@ def summarize(targets: list[Target]) -> list[dict[str, Any]]:
                 "p99_ms": round(statistics.median(r.p99_ms for r in t.runs), 3),
                 "vs_baseline": _median_ratio(_rps(t.runs), _rps(base.runs)) if base else None,
                 "vs_baselines": {
-                    name: _median_ratio(_rps(t.runs), _rps(b.runs)) for name, b in baselines.items()
+                    name: _median_ratio(_rps(t.runs), _rps(b.runs)) for name, b in others.items()
                 },
                 "errors": sum(r.errors for r in t.runs),
                 "requests": sum(r.requests for r in t.runs),
@@ -788,8 +793,9 @@ def postgres_rounds(
     port = free_port()
     env = {**stack_env(pg_tmp, port, admin_key), **postgres_env(dsn)}
     stack = start_stack(pg_tmp, env)
-    target = Target(WRITE_PG, f"http://127.0.0.1:{port}/v1/projects", script_args=[admin_key])
-    base = Target(f"{baseline.label}, with PostgreSQL", baseline.url, server=baseline.server)
+    label = f"{baseline.label}, with PostgreSQL"
+    base = Target(label, baseline.url, server=baseline.server, baseline=label)
+    target = Target(WRITE_PG, f"http://127.0.0.1:{port}/v1/projects", script_args=[admin_key], baseline=label)
     try:
         wait_http_ok(stack, port, "/readyz", time.monotonic() + READY_TIMEOUT)
         pids = stack_pids(pg_tmp / "data", time.monotonic() + READY_TIMEOUT)

@@ -1,6 +1,6 @@
 """Entry point: `python -m stratus_gateway` serves the HTTP API on $STRATUS_HOST:$STRATUS_PORT.
 
-The HTTP server is configuration: `STRATUS_HTTP_SERVER=granian` (the default) or `uvicorn`.
+The HTTP server is configuration: `STRATUS_HTTP_SERVER=uvicorn` (the default) or `granian`.
 Both run in this one process, on one uvloop event loop, so that the supervisor's pid is the
 process that serves (its SIGTERM drains it, and the CPU the bench reads from /proc is all of
 it); both leave the client address alone (no `X-Forwarded-For` rewriting: `clientip.py`
@@ -20,8 +20,11 @@ from collections.abc import Iterator, Mapping
 
 from litestar.types import ASGIApp
 
-SERVERS = ("granian", "uvicorn")
-DEFAULT_SERVER = "granian"  # docs/performance.md: the faster of the two on GET /v1/me
+SERVERS = ("uvicorn", "granian")
+# docs/performance.md, "The HTTP server": uvicorn is the faster of the two on the routes that call a
+# service (GET /v1/projects/{id}, POST /v1/projects), with a third of Granian's p99 there;
+# Granian is faster only on routes that never leave the gateway.
+DEFAULT_SERVER = "uvicorn"
 DRAIN_SECONDS = 8  # after SIGTERM, for open requests; `stratus up` kills at 10 s, leaving 2 for the lifespan
 
 log = logging.getLogger("stratus.gateway")
