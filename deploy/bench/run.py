@@ -5,11 +5,12 @@ It starts a throw-away stack (`stratus up` in a temporary data dir), the baselin
 processes on the stack's bus, then drives each target with wrk (installed with apt-get when
 missing and running as root):
 
-    baseline (uvicorn)         GET /                 bare Litestar on uvicorn, the gateway's options
-    baseline (granian)         GET /                 the same on Granian (the gateway's default)
+    baseline (uvicorn)         GET /                 bare Litestar on uvicorn (the gateway's default),
+                               with the gateway's options
+    baseline (granian)         GET /                 the same on Granian
     GET /v1/me                 auth only, from the gateway's cache (`internal` plan: no limit);
                                the stack's gateway, on the default server, at WARNING
-    GET /v1/me, uvicorn        the same on a gateway served by uvicorn (STRATUS_HTTP_SERVER)
+    GET /v1/me, granian        the same on a gateway served by Granian (STRATUS_HTTP_SERVER)
     GET /v1/me, INFO log       the same on a gateway at the default log level (INFO: one JSON
                                access line per request) writing to a file, as `make run` does
                                for an operator whose log collector reads it
@@ -17,9 +18,17 @@ missing and running as root):
                                rate limiter, and the `X-RateLimit-*` headers
     GET /v1/projects/{id}      auth, then one NATS round trip to projects (`internal` plan:
                                no rate limit, the limiter is skipped)
+    GET /v1/projects/{id}, granian   the same on the Granian gateway
     GET project, rate-limited  the same with a `pro`-plan key: the rate limiter spends a token
                                per request (leased in batches from JetStream KV)
-    POST /v1/projects          auth, then a create in projects (event store write)
+    POST /v1/projects          auth, idempotency, then a create in projects (its events
+                               committed, in a group commit with the creates beside it)
+
+After each round the write target also runs open-loop (deploy/bench/openloop.py) at
+BENCH_OPEN_RATE, and at that rate scaled by this round's uvicorn baseline against the machine
+the targets were set on (REFERENCE_BASELINE), for its latency at a given load; and with
+BENCH_POSTGRES_DSN set, a second stack on PostgreSQL runs the write target in rounds of its own,
+each after a run of the baseline it is divided by.
 
 Rounds are interleaved (every target once, in that order, then again) so that the machine's
 noise hits every target alike. The figures quoted are medians over the rounds; "vs baseline" is

@@ -45,6 +45,10 @@ _tracer = trace.get_tracer("stratus.kit")
 
 CATCH_UP_BATCH = 500
 RECENT = 8192  # notifications kept in memory for the relay
+# Notifications the read models may lag behind the log before the writer feeds them itself, after
+# a batch's replies are out: a list after a burst of writes then feeds at most this many, not the
+# whole burst (100,000 creates left a first list 700,000 behind, longer than a request's timeout).
+FEED_BACKLOG = 1024
 
 
 def cache_size() -> int:
@@ -288,6 +292,12 @@ class Partition:
                     break
                 self.read_file.advance(entries)
                 self.read_position = entries[-1][0]
+
+    def feed_if_behind(self) -> None:
+        """Feed the read models when they lag `FEED_BACKLOG` or more behind (the writer calls it
+        after each batch, once its replies are out)."""
+        if self.read_file is not None and self.position - self.read_position >= FEED_BACKLOG:
+            self.feed_read_models()
 
     def _catch_up_read_models(self) -> None:
         """Replay into each read model what it has not seen (all of it, for a new file)."""

@@ -169,6 +169,11 @@ class Runner:
                 return
             for outcome in outcomes:
                 _finish(outcome.job, outcome.result, outcome.error)
+            try:
+                part.feed_if_behind()
+            except Exception:
+                # The next read feeds them instead; the commit and its replies stand.
+                log.exception("feeding the read models failed", extra={"partition": part.name})
             return
         if len(jobs) > 1:
             for job in jobs:  # keep conflicting with someone: give each command its own turn
