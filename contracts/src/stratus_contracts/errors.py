@@ -195,6 +195,25 @@ CATALOGUE: dict[str, ErrorSpec] = {
         "Master key mismatch",
         "The replica that answered holds another master key than the one the rotation expects: restart every replica with the new key first, then rotate again.",
     ),
+    # deployments
+    "deployment_not_found": ErrorSpec(
+        404, "Deployment not found", "No deployment with this id exists in this account and mode."
+    ),
+    "deploy_settings_missing": ErrorSpec(
+        422,
+        "Build settings missing",
+        "The project has no `repo_url` or `start_command` (nor does the environment override them): set them with `PATCH /v1/projects/{id}` first.",
+    ),
+    "deployment_not_ready": ErrorSpec(
+        409,
+        "Deployment never became ready",
+        "Only a deployment that reached `ready` (its artifact was built and served) can be rolled back to.",
+    ),
+    "deployment_not_cancelable": ErrorSpec(
+        409,
+        "Deployment cannot be canceled",
+        "Only a `queued`, `building` or `deploying` deployment can be canceled; this one has finished.",
+    ),
     # identity
     "account_not_found": ErrorSpec(404, "Account not found", "No such account."),
     "key_not_found": ErrorSpec(404, "API key not found", "No API key with this id exists in this account."),
