@@ -4,12 +4,12 @@ The deployments service owns the lifecycle (its events, its log, what is current
 the machinery (a checkout, a build, processes or pods, the route an environment's URL takes).
 The service drives one deployment at a time per task, in this order:
 
-    workspace = await runner.prepare(spec, log)     # fetch the code at spec.ref / spec.sha
-    artifact  = await runner.build(workspace, log)   # run spec.build_command (may be empty)
-    instance  = await runner.start(artifact, log)    # start spec.start_command with PORT
-    await runner.health(instance, log)               # until spec.health_check_path answers 2xx
-    url       = await runner.switch(instance)        # route the environment to it; its URL
-    await runner.stop(previous)                      # the instance it replaced, after the switch
+    workspace = await runner.prepare(spec, log)           # fetch the code at spec.ref / spec.sha
+    artifact  = await runner.build(workspace, log)        # run spec.build_command (may be empty)
+    instance  = await runner.start(artifact, spec, log)   # start spec.start_command with PORT
+    await runner.health(instance, spec, log)              # until spec.health_check_path answers 2xx
+    url       = await runner.switch(instance)             # route the environment to it; its URL
+    await runner.stop(previous)                           # the instance it replaced, after the switch
 
 Rules every runner keeps:
 

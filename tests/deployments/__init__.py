@@ -1,0 +1,1 @@
+"""Deployments: the runner against real git repositories, processes and HTTP."""
