@@ -125,6 +125,20 @@ print("waiting", flush=True)
 time.sleep(3600)
 """
 
+# Prints a line, then waits until the file named by $GATE exists (the test opens it when it
+# wants the build to go on), then builds as BUILD does: for cancels and restarts mid-build.
+GATED_BUILD = """import os
+import time
+from pathlib import Path
+
+print("waiting at the gate", flush=True)
+while not Path(os.environ["GATE"]).exists():
+    time.sleep(0.05)
+Path("build-info.txt").write_text("built gated\\n")
+print("through the gate", flush=True)
+"""
+GATED_BUILD_LINE = "waiting at the gate"
+
 
 def git(repo: Path, *args: str) -> str:
     done = subprocess.run(["git", *args], cwd=repo, check=True, capture_output=True, text=True)
@@ -165,6 +179,16 @@ def commit_chatty_build(repo: Path, lines: int) -> str:
 def commit_hanging_build(repo: Path) -> str:
     """A build that never ends; it needs the variable PIDS_FILE (where it writes its pids)."""
     return _commit(repo, "a build that hangs", {"build.py": HANGING_BUILD})
+
+
+def commit_gated_build(repo: Path) -> str:
+    """A build that waits for the file named by the variable GATE."""
+    return _commit(repo, "a build that waits at a gate", {"build.py": GATED_BUILD})
+
+
+def chatty_line(n: int) -> str:
+    """The text of line `n` (from 0) of `commit_chatty_build`'s build."""
+    return f"line {n:06d}"
 
 
 def commit_unhealthy_app(repo: Path) -> str:

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from stratus_contracts.events import EventType, catalogue, markdown, schema
+from stratus_deployments.views import PUBLISHER as DEPLOYMENTS
 from stratus_identity.views import PUBLISHER as IDENTITY
 from stratus_projects.bootstrap import SERVICE as PROJECTS
 
@@ -21,7 +22,7 @@ def test_docs_events_md_is_generated_from_the_catalogue() -> None:
 def test_every_published_domain_event_maps_to_a_catalogued_type() -> None:
     types = catalogue()
     published = {
-        entry[0].name for publisher in (IDENTITY, PROJECTS.publisher) for entry in publisher.table.values()
+        entry[0].name for publisher in (IDENTITY, PROJECTS.publisher, DEPLOYMENTS) for entry in publisher.table.values()
     }
     assert published <= set(types)
     # ...and nothing is catalogued that no service publishes.

@@ -32,6 +32,7 @@ class ServiceSpec(msgspec.Struct, frozen=True, kw_only=True):
 SERVICES: tuple[ServiceSpec, ...] = (
     ServiceSpec(name="identity", bootstrap=True),
     ServiceSpec(name="projects", rebuildable=True, holds_master_key=True),
+    ServiceSpec(name="deployments", rebuildable=True),
     ServiceSpec(name="audit", rebuildable=True),
 )
 GATEWAY = ServiceSpec(name="gateway")

@@ -173,6 +173,10 @@ class Partition:
         self._recent_ids: deque[int] = deque(maxlen=RECENT)
         self._recent_base = self.position
         self.on_commit: Callable[[], None] | None = None  # wakes the relay
+        # Called with the (notification id, event) entries of each local commit, on the thread
+        # that committed: a service's own reaction to what it just wrote (its background task
+        # hearing of a new deployment), which must not block.
+        self.watchers: list[Callable[[list[tuple[int, Any]]], None]] = []
         self._catch_up_read_models()
         self.read_position = self.position  # how far the read models have been fed
 
@@ -193,6 +197,7 @@ class Partition:
         part.recent, part._recent_ids, part._recent_base = deque(), deque(), 0
         part.read_position = 0
         part.on_commit = None
+        part.watchers = []
         return part
 
     @property
@@ -353,6 +358,12 @@ class Partition:
                 self.position = entries[-1][0]
         if self.on_commit is not None:
             self.on_commit()
+        if entries and self.watchers:
+            for watcher in self.watchers:
+                try:
+                    watcher(entries)
+                except Exception:
+                    log.exception("a commit watcher failed")
 
     def _snapshot(self, events: Sequence[DomainEvent], states: dict[uuid.UUID, Any]) -> None:
         """A snapshot of each aggregate whose version passed a multiple of the interval in this

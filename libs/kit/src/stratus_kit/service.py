@@ -81,6 +81,9 @@ class Service:
     # Handlers that wait on the bus itself (a rebuild that re-reads a stream): run on the event
     # loop, one at a time, as `async (message, local) -> result`.
     on_loop: Mapping[type, Callable[[Any, Local], Awaitable[Any]]] = field(default_factory=dict)
+    # Background work for the life of the process (the deployments runner): `async (bus, local)`,
+    # started once the endpoints serve and cancelled on shutdown, before the stores close.
+    tasks: Sequence[Callable[[Bus, Local], Awaitable[None]]] = ()
 
 
 class Local:
@@ -97,6 +100,27 @@ class Local:
 
     def call(self, message: Any, timeout: float = 30.0) -> Any:
         return self.registry.call(message, timeout)
+
+    async def ask(self, message: Any) -> Any:
+        """`call` from the event loop: the message runs on its partition's worker, and the loop
+        is woken with its result (or its error, raised here)."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Any] = loop.create_future()
+
+        def settle(result: Any, error: BaseException | None) -> None:
+            if future.done():
+                return
+            if error is not None:
+                future.set_exception(error)
+            else:
+                future.set_result(result)
+
+        def done(result: Any, error: BaseException | None) -> None:
+            with contextlib.suppress(RuntimeError):  # the loop closed: nobody is waiting
+                loop.call_soon_threadsafe(settle, result, error)
+
+        self.registry.dispatch(message, done)
+        return await future
 
     def close(self) -> None:
         self.registry.stop()
@@ -262,6 +286,8 @@ async def _start(
         return Pong(service=service.name, instance=instance, stats=local.registry.stats())
 
     subscriptions.append(await bus.serve_simple(subjects.ping(service.name), Ping, ping, queue=queue))
+    for task in service.tasks:
+        spawn(stack, task(bus, local), name=f"task-{getattr(task, '__name__', 'task')}")
 
     async def drain() -> None:
         # Stop taking requests and answer every one that arrived; only then do the consumers

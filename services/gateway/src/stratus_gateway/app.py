@@ -21,6 +21,7 @@ from stratus_gateway.middleware import edge
 from stratus_gateway.problems import EXCEPTION_HANDLERS, ApiError
 from stratus_gateway.routes import system, tokens
 from stratus_gateway.routes.audit import AuditController
+from stratus_gateway.routes.deployments import DeploymentController
 from stratus_gateway.routes.env_vars import EnvVarController
 from stratus_gateway.routes.envs import EnvController, ProjectEnvController
 from stratus_gateway.routes.keys import KeyController
@@ -88,6 +89,7 @@ def create_app(bus: Bus | None = None) -> Litestar:
                 ProjectEnvController,
                 EnvController,
                 EnvVarController,
+                DeploymentController,
                 AuditController,
                 KeyController,
                 MemberController,
@@ -128,6 +130,7 @@ def create_app(bus: Bus | None = None) -> Litestar:
             tags=[
                 Tag(name="projects"),
                 Tag(name="environments"),
+                Tag(name="deployments"),
                 Tag(name="identity"),
                 Tag(name="audit"),
                 Tag(name="system"),
