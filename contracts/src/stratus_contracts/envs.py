@@ -6,6 +6,12 @@ Every change to the map makes a new numbered config version (version 1 is the em
 environment starts with). Values cross the bus in plaintext only inside commands and revealed
 replies; secret values are otherwise `redacted` (value null) and identified by a keyed
 `fingerprint`.
+
+An environment may override any of its project's build settings (`build`), and shows where it is
+served (`url`) and by which deployment (`deployment_id`) once one succeeded. Two queries serve
+the deployments service: `ResolveDeployTarget` (access checks and the effective settings for a
+new deployment) and `GetRuntimeVariables` (a config version's decrypted values for the app's
+process, audited as a reveal).
 """
 
 from __future__ import annotations
@@ -15,9 +21,11 @@ from datetime import datetime
 from typing import Literal
 
 import msgspec
+from msgspec import UNSET, UnsetType
 
 from stratus_contracts.auth import Caller
-from stratus_contracts.events import Mode, event_type
+from stratus_contracts.deployments import BuildSettings, DeployTarget
+from stratus_contracts.events import Actor, Mode, event_type
 from stratus_contracts.projects import SERVICE as SERVICE  # environments live in projects
 from stratus_contracts.projects import ProjectsCommand, ProjectsQuery
 
@@ -35,8 +43,9 @@ DESCRIPTION_MAX = 1000
 
 _KEY = re.compile(KEY_PATTERN)
 
-# How a reveal reached the values (recorded on `secret.revealed`).
-RevealVia = Literal["vars", "version", "dotenv"]
+# How a reveal reached the values (recorded on `secret.revealed`): a route's, or `deploy` for a
+# deployment's runner (`GetRuntimeVariables`).
+RevealVia = Literal["vars", "version", "dotenv", "deploy"]
 
 
 def key_problem(key: str) -> str | None:
@@ -72,10 +81,15 @@ class Environment(msgspec.Struct, frozen=True, kw_only=True):
     updated: datetime
     version: int  # the environment's own version (its ETag): settings and variable changes
     deleted: bool = False
+    # Overrides of the project's build settings (only those the environment sets).
+    build: BuildSettings = msgspec.field(default_factory=BuildSettings)
+    url: str | None = None  # where the environment is served: null until a deployment succeeds
+    deployment_id: str | None = None  # the deployment (`dep_…`) serving it
 
 
 class EnvironmentUpdate(Environment, frozen=True, kw_only=True):
-    """`env.updated`: the environment after a PUT, and which settings it changed."""
+    """`env.updated`: the environment after a change, and what changed (`name`, …,
+    `build.repo_url`, …, and `url`/`deployment_id` when a deployment serves it)."""
 
     changed: list[str]
 
@@ -158,10 +172,11 @@ class CreateEnvironment(ProjectsCommand[Environment], frozen=True, kw_only=True)
     description: str = ""
     branch: str | None = None
     auto_deploy: bool = False
+    build: BuildSettings = msgspec.field(default_factory=BuildSettings)  # overrides
 
 
 class ReplaceEnvironment(ProjectsCommand[Environment], frozen=True, kw_only=True):
-    """PUT: the environment's settings become exactly these."""
+    """PUT: the environment's settings become exactly these (an override left out is dropped)."""
 
     caller: Caller
     env_id: str
@@ -169,6 +184,24 @@ class ReplaceEnvironment(ProjectsCommand[Environment], frozen=True, kw_only=True
     description: str = ""
     branch: str | None = None
     auto_deploy: bool = False
+    build: BuildSettings = msgspec.field(default_factory=BuildSettings)  # overrides
+    expected_version: int | None = None  # If-Match: apply only at this version, else 412
+
+
+class UpdateEnvironment(ProjectsCommand[Environment], frozen=True, kw_only=True):
+    """PATCH: change only the settings given. None keeps `name`, `description`, `auto_deploy`;
+    for `branch` and the build overrides UNSET keeps and None clears (back to the project's)."""
+
+    caller: Caller
+    env_id: str
+    name: str | None = None
+    description: str | None = None
+    branch: str | UnsetType | None = UNSET
+    auto_deploy: bool | None = None
+    repo_url: str | UnsetType | None = UNSET
+    build_command: str | UnsetType | None = UNSET
+    start_command: str | UnsetType | None = UNSET
+    health_check_path: str | UnsetType | None = UNSET
     expected_version: int | None = None  # If-Match: apply only at this version, else 412
 
 
@@ -190,6 +223,37 @@ class ListEnvironments(ProjectsQuery[EnvironmentPage], frozen=True, kw_only=True
     project_id: str
     limit: int = 20
     cursor: str | None = None
+
+
+# --- for deployments -----------------------------------------------------------------------
+
+
+class ResolveDeployTarget(ProjectsQuery[DeployTarget], frozen=True, kw_only=True):
+    """What a new deployment of `env` (a name in the project, or an `env_…` id) builds and runs:
+    the environment, its current config version, and each build setting from the environment's
+    override, else the project's, else the default (`build_command` "", `health_check_path` "/").
+    Access as for everything else (404 `project_not_found` / `environment_not_found`, the
+    `developer` role for member-bound keys); no effective `repo_url` or `start_command` is 422
+    `deploy_settings_missing`."""
+
+    caller: Caller
+    project_id: str
+    env: str
+
+
+class GetRuntimeVariables(ProjectsQuery[dict[str, str]], frozen=True, kw_only=True):
+    """Internal (bus only, no caller): config version `config_version` of the environment as a
+    decrypted `{key: value}` map, for the deployments runner to put into the app's process
+    environment. The environment must be in `account` and `mode` (else 404). Revealing secret
+    values is recorded first (`secret.revealed` via `deploy`, with the deployment's id and
+    `actor`, who asked for the deployment)."""
+
+    account: str
+    mode: Mode
+    env_id: str
+    config_version: int
+    deployment_id: str
+    actor: Actor | None = None
 
 
 # --- variables and config versions ---------------------------------------------------------
@@ -281,11 +345,14 @@ class SecretReveal(msgspec.Struct, frozen=True, kw_only=True):
     config_version: int
     keys: list[str]
     via: RevealVia
+    deployment_id: str | None = None  # via `deploy`: the deployment whose app got the values
 
 
 ENV_CREATED = event_type("env.created", Environment, "An environment was created.")
 ENV_UPDATED = event_type(
-    "env.updated", EnvironmentUpdate, "An environment's settings changed (`changed` names them)."
+    "env.updated",
+    EnvironmentUpdate,
+    "An environment's settings, or the deployment serving it, changed (`changed` names them).",
 )
 ENV_DELETED = event_type("env.deleted", Environment, "An environment was deleted (its final state).")
 ENV_VARS_CHANGED = event_type(

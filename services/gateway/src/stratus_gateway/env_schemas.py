@@ -1,5 +1,6 @@
 """Request bodies of the environment and variable routes: strict msgspec Structs, every field
-bounded (the limits themselves live in `stratus_contracts.envs`)."""
+bounded (the limits themselves live in `stratus_contracts.envs`). An environment's `build`
+overrides its project's build settings (the shapes are the projects routes')."""
 
 from __future__ import annotations
 
@@ -7,10 +8,13 @@ from typing import Annotated
 
 import msgspec
 from litestar.openapi.spec import OpenAPIType, Schema
+from msgspec import UNSET, UnsetType
 
 from stratus_contracts import envs
+from stratus_contracts.deployments import BuildSettings
 from stratus_contracts.errors import FieldError
 from stratus_gateway.problems import ApiError
+from stratus_gateway.schemas import BuildSettingsInput, BuildSettingsPatch
 
 EnvName = Annotated[
     str,
@@ -55,20 +59,39 @@ VarValue = Annotated[
 ]
 
 
+def overrides(build: BuildSettingsInput | None) -> BuildSettings:
+    return BuildSettings() if build is None else build.settings()
+
+
 class EnvCreate(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     name: EnvName
     description: Description = ""
     branch: Branch | None = None
     auto_deploy: bool = False
+    build: BuildSettingsInput | None = None  # overrides of the project's build settings
 
 
 class EnvReplace(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    """Every setting of the environment; an omitted field takes its default (PUT replaces)."""
+    """Every setting of the environment; an omitted field takes its default (PUT replaces: an
+    override left out of `build` is dropped, and the project's setting applies)."""
 
     name: EnvName
     description: Description = ""
     branch: Branch | None = None
     auto_deploy: bool = False
+    build: BuildSettingsInput | None = None
+
+
+class EnvUpdate(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """Settings to change. Omitted fields stay; `null` keeps `name`, `description` and
+    `auto_deploy`, clears `branch`, and in `build` drops an override (the project's setting then
+    applies); `"build": null` drops every override."""
+
+    name: EnvName | None = None
+    description: Description | None = None
+    branch: Branch | UnsetType | None = UNSET
+    auto_deploy: bool | None = None
+    build: BuildSettingsPatch | UnsetType | None = UNSET
 
 
 class VarInput(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):

@@ -10,8 +10,11 @@ from datetime import datetime
 from typing import Annotated
 
 import msgspec
+from msgspec import UNSET, UnsetType
 
+from stratus_contracts import projects
 from stratus_contracts.auth import Scope
+from stratus_contracts.deployments import BuildSettings
 from stratus_contracts.identity import DEFAULT_ROTATION_OVERLAP, MAX_ROTATION_OVERLAP
 from stratus_contracts.projects import Role
 
@@ -33,11 +36,86 @@ class ProjectCreate(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     description: Description = ""
 
 
+# Build settings. The lengths are checked here; what makes a value valid (a git URL, a path
+# starting with `/`, no NUL) is `stratus_contracts.projects.build_setting_problem`, which the
+# projects service applies (422 naming `build.<field>`).
+RepoUrl = Annotated[
+    str,
+    msgspec.Meta(
+        max_length=projects.REPO_URL_MAX,
+        description=f"The git repository to build: {projects.REPO_URL_FORMS}.",
+        examples=["https://github.com/acme/web.git"],
+    ),
+]
+BuildCommand = Annotated[
+    str,
+    msgspec.Meta(
+        max_length=projects.COMMAND_MAX,
+        description="Shell command that builds the app (empty: no build step).",
+        examples=["npm ci && npm run build"],
+    ),
+]
+StartCommand = Annotated[
+    str,
+    msgspec.Meta(
+        max_length=projects.COMMAND_MAX,
+        description="Shell command that starts the app; it must listen on `$PORT`.",
+        examples=["npm start"],
+    ),
+]
+HealthCheckPath = Annotated[
+    str,
+    msgspec.Meta(
+        max_length=projects.HEALTH_CHECK_PATH_MAX,
+        description="Path the app answers 2xx on once it is up (default `/`).",
+        examples=["/healthz"],
+    ),
+]
+
+
+class BuildSettingsInput(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """Build settings as a whole (an environment's overrides on create and PUT): omitted or
+    null is not set."""
+
+    repo_url: RepoUrl | None = None
+    build_command: BuildCommand | None = None
+    start_command: StartCommand | None = None
+    health_check_path: HealthCheckPath | None = None
+
+    def settings(self) -> BuildSettings:
+        return BuildSettings(
+            repo_url=self.repo_url,
+            build_command=self.build_command,
+            start_command=self.start_command,
+            health_check_path=self.health_check_path,
+        )
+
+
+class BuildSettingsPatch(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """Build settings to change: an omitted one stays, `null` clears it."""
+
+    repo_url: RepoUrl | UnsetType | None = UNSET
+    build_command: BuildCommand | UnsetType | None = UNSET
+    start_command: StartCommand | UnsetType | None = UNSET
+    health_check_path: HealthCheckPath | UnsetType | None = UNSET
+
+
+def build_changes(build: BuildSettingsPatch | UnsetType | None) -> dict[str, str | UnsetType | None]:
+    """The build fields of a PATCH command: UNSET leaves one, None clears it, a string sets it."""
+    if build is UNSET:
+        return {}
+    if build is None:
+        return dict.fromkeys(projects.BUILD_FIELDS)
+    return {field: getattr(build, field) for field in projects.BUILD_FIELDS}
+
+
 class ProjectUpdate(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    """Fields to change; omitted (or null) fields stay as they are."""
+    """Fields to change; omitted (or null) `name` and `description` stay as they are. In `build`,
+    an omitted setting stays and `null` clears it; `"build": null` clears them all."""
 
     name: ProjectName | None = None
     description: Description | None = None
+    build: BuildSettingsPatch | UnsetType | None = UNSET
 
 
 class ProjectMemberPut(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):

@@ -39,5 +39,5 @@ SERVICE = Service(
     publisher=chain(views.PUBLISHER, env_views.PUBLISHER),
     fanout={envs.RewrapDataKeys: env_handlers.merge_rewraps},
     rebuild=c.RebuildReadModels,
-    consumers=(consumers.departures,),
+    consumers=(consumers.departures, consumers.deployment_urls),
 )

@@ -7,23 +7,28 @@ lets the store's optimistic concurrency reject a second claim of the same name.
 
 Team access lives in the project aggregate itself, so that rules spanning the whole team (a
 project that has an owner keeps at least one) are checked against one consistent version.
+
+Build settings (how deployments build and run the project) are project settings too: a change
+is a `ProjectUpdated` carrying every build setting after it (events recorded before build
+settings existed carry none and leave them as they are).
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 from functools import singledispatch
-from typing import TypeGuard
+from typing import Any, TypeGuard
 
 import msgspec
 
 from stratus_contracts.auth import Caller
-from stratus_contracts.errors import DomainError
+from stratus_contracts.deployments import BuildSettings
+from stratus_contracts.errors import DomainError, FieldError
 from stratus_contracts.events import Actor
 from stratus_contracts.ids import encode_id
-from stratus_contracts.projects import ROLES, Role
+from stratus_contracts.projects import BUILD_FIELDS, ROLES, Role, build_setting_problem
 from stratus_eventstore import preconditions
 from stratus_eventstore.model import DomainEvent, index_uuid
 
@@ -49,6 +54,7 @@ class Project(msgspec.Struct, frozen=True, kw_only=True):
     updated: datetime
     deleted: bool = False
     members: dict[str, Membership] = {}
+    build: BuildSettings = msgspec.field(default_factory=BuildSettings)
 
 
 class NameIndex(msgspec.Struct, frozen=True, kw_only=True):
@@ -76,6 +82,9 @@ class ProjectCreated(ProjectEvent, frozen=True, kw_only=True):
 class ProjectUpdated(ProjectEvent, frozen=True, kw_only=True):
     name: str | None = None
     description: str | None = None
+    # Every build setting after the change; None: this change left them alone (and every
+    # ProjectUpdated recorded before build settings existed).
+    build: BuildSettings | None = None
 
 
 class ProjectDeleted(ProjectEvent, frozen=True, kw_only=True):
@@ -149,6 +158,7 @@ def _(event: ProjectUpdated, state: Project) -> Project:
         version=event.originator_version,
         name=state.name if event.name is None else event.name,
         description=state.description if event.description is None else event.description,
+        build=state.build if event.build is None else event.build,
         updated=event.timestamp,
     )
 
@@ -321,6 +331,31 @@ def create(
     return [*events, _claim(index, account, name, project_id, now)]
 
 
+def build_changes(message: Any) -> dict[str, str | None]:
+    """The build settings a PATCH-like message changes, by field: a string sets, None clears,
+    UNSET (left out) is no change. 422 naming each invalid one (`build.<field>`)."""
+    changes = {f: v for f in BUILD_FIELDS if (v := getattr(message, f)) is not msgspec.UNSET}
+    errors = [
+        FieldError(field=f"build.{f}", message=problem)
+        for f, v in changes.items()
+        if v is not None and (problem := build_setting_problem(f, v)) is not None
+    ]
+    if errors:
+        raise DomainError("validation_failed", f"{errors[0].field}: {errors[0].message}", errors)
+    return changes
+
+
+def validate_build(settings: BuildSettings) -> None:
+    """422 unless every setting `settings` sets is valid (a PUT's or a create's overrides)."""
+    build_changes(settings)
+
+
+def changed_build(current: BuildSettings, changes: Mapping[str, str | None]) -> BuildSettings | None:
+    """The build settings after `changes`, or None when they change nothing."""
+    after = msgspec.structs.replace(current, **changes)
+    return None if after == current else after
+
+
 def update(
     state: Project,
     name: str | None,
@@ -329,12 +364,16 @@ def update(
     old_index: NameIndex | None,
     actor: Actor,
     now: datetime,
+    build: BuildSettings | None = None,
 ) -> list[DomainEvent]:
+    """`build`: every build setting after the change (None: no change to them)."""
     if name == state.name:
         name = None
     if description == state.description:
         description = None
-    if name is None and description is None:
+    if build == state.build:
+        build = None
+    if name is None and description is None and build is None:
         return []
     events: list[DomainEvent] = [
         ProjectUpdated(
@@ -344,6 +383,7 @@ def update(
             actor=actor,
             name=name,
             description=description,
+            build=build,
         )
     ]
     if name is not None:

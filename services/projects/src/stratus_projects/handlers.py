@@ -67,7 +67,10 @@ def update_project(cmd: c.UpdateProject, state: State, now: datetime) -> Decisio
     if cmd.name is not None and cmd.name != project.name:
         new_index = _index(state, project.account, cmd.name)
         old_index = _index(state, project.account, project.name)
-    events = domain.update(project, cmd.name, cmd.description, new_index, old_index, cmd.caller.actor(), now)
+    build = domain.changed_build(project.build, domain.build_changes(cmd))
+    events = domain.update(
+        project, cmd.name, cmd.description, new_index, old_index, cmd.caller.actor(), now, build
+    )
     return events, views.project(domain.after(project, events), state.name)
 
 

@@ -11,7 +11,10 @@ from __future__ import annotations
 import sqlite3
 from datetime import datetime
 
+import msgspec
+
 from stratus_contracts import cursors
+from stratus_contracts.deployments import BuildSettings
 from stratus_contracts.errors import DomainError
 from stratus_contracts.events import Mode
 from stratus_contracts.ids import encode_id
@@ -27,7 +30,7 @@ from stratus_kit import ReadModel
 from stratus_projects import domain
 
 # Bump when SCHEMA changes: a file built by older code is then rebuilt from the log on open.
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS projects (
     id TEXT PRIMARY KEY,
@@ -37,7 +40,8 @@ CREATE TABLE IF NOT EXISTS projects (
     owner TEXT,
     created TEXT NOT NULL,
     updated TEXT NOT NULL,
-    version INTEGER NOT NULL
+    version INTEGER NOT NULL,
+    build TEXT NOT NULL DEFAULT '{}'
 );
 CREATE INDEX IF NOT EXISTS projects_account_created ON projects (account, created, id);
 CREATE INDEX IF NOT EXISTS projects_account_name ON projects (account, name, id);
@@ -53,7 +57,9 @@ CREATE TABLE IF NOT EXISTS project_members (
 CREATE INDEX IF NOT EXISTS project_members_member ON project_members (member_id, role);
 """
 
-_COLUMNS = "id, account, name, description, owner, created, updated, version"
+_COLUMNS = "id, account, name, description, owner, created, updated, version, build"
+_build_json = msgspec.json.Encoder()
+_build = msgspec.json.Decoder(BuildSettings)
 
 
 def _ts(value: datetime) -> str:
@@ -74,7 +80,7 @@ def apply(db: sqlite3.Connection, event: object) -> None:
     match event:
         case domain.ProjectCreated():
             db.execute(
-                f"INSERT OR REPLACE INTO projects ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",  # noqa: S608
+                f"INSERT OR REPLACE INTO projects ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, '{{}}')",  # noqa: S608
                 (
                     encode_id("prj", event.originator_id),
                     event.account,
@@ -89,10 +95,11 @@ def apply(db: sqlite3.Connection, event: object) -> None:
         case domain.ProjectUpdated():
             db.execute(
                 "UPDATE projects SET name = coalesce(?, name), description = coalesce(?, description),"
-                " updated = ?, version = ? WHERE id = ?",
+                " build = coalesce(?, build), updated = ?, version = ? WHERE id = ?",
                 (
                     event.name,
                     event.description,
+                    None if event.build is None else _build_json.encode(event.build).decode(),
                     _ts(event.timestamp),
                     event.originator_version,
                     encode_id("prj", event.originator_id),
@@ -158,6 +165,7 @@ def row_to_project(row: sqlite3.Row, mode: Mode) -> Project:
         created=datetime.fromisoformat(row["created"]),
         updated=datetime.fromisoformat(row["updated"]),
         version=row["version"],
+        build=_build.decode(row["build"]),
     )
 
 

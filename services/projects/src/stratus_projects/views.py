@@ -31,6 +31,7 @@ def project(state: domain.Project, mode: Mode) -> c.Project:
         updated=state.updated,
         version=state.version,
         deleted=state.deleted,
+        build=state.build,
     )
 
 

@@ -1,9 +1,11 @@
-"""Environments: `/v1/projects/{id}/envs` (list, create) and `/v1/envs/{id}` (get, replace, delete).
+"""Environments: `/v1/projects/{id}/envs` (list, create) and `/v1/envs/{id}` (get, replace,
+update, delete).
 
 The projects service decides who sees what, as for projects: a key restricted to `project_ids`
 or `environments` (names), or bound to a member without a role on the project, gets 404 for
 anything outside; member roles gate writes (403 `insufficient_role`). A project made before
-environments existed gets `production` and `staging` on its first environment access.
+environments existed gets `production` and `staging` on its first environment access. Replies
+are decoded as `EnvironmentView`s, which show every build override (null when unset).
 """
 
 from __future__ import annotations
@@ -11,31 +13,40 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import msgspec
-from litestar import Controller, Request, Response, delete, get, post, put
+from litestar import Controller, Request, Response, delete, get, patch, post, put
 from litestar.params import JSONBody, PathParameter
 
 from stratus_bus import Bus
 from stratus_contracts import envs as c
 from stratus_gateway.auth import caller
-from stratus_gateway.env_schemas import EnvCreate, EnvReplace
-from stratus_gateway.envelope import ListMeta, Meta, meta, ok
+from stratus_gateway.env_schemas import EnvCreate, EnvReplace, EnvUpdate, overrides
+from stratus_gateway.envelope import BuildView, ListMeta, Meta, meta, ok
 from stratus_gateway.openapi_docs import problems
 from stratus_gateway.preconditions import ETAG_HEADER, PRECONDITION_CODES, IfMatch, etag, parse_if_match
 from stratus_gateway.routes.params import Cursor, Limit
+from stratus_gateway.schemas import build_changes
 
 Req = Request[Any, Any, Any]
 ProjectId = Annotated[str, PathParameter(description="The project's id, `prj_…`.", max_length=64)]
 EnvId = Annotated[str, PathParameter(description="The environment's id, `env_…`.", max_length=64)]
 
 
+class EnvironmentView(c.Environment, frozen=True, kw_only=True):
+    build: BuildView = msgspec.field(default_factory=BuildView)  # the overrides, every key
+
+
+class EnvironmentPageView(c.EnvironmentPage, frozen=True, kw_only=True):
+    data: list[EnvironmentView]
+
+
 class EnvEnvelope(msgspec.Struct, kw_only=True):
-    data: c.Environment
+    data: EnvironmentView
     meta: Meta
     error: None = None
 
 
 class EnvListEnvelope(msgspec.Struct, kw_only=True):
-    data: list[c.Environment]
+    data: list[EnvironmentView]
     meta: ListMeta
     error: None = None
 
@@ -63,7 +74,7 @@ class ProjectEnvController(Controller):
         cursor: Cursor = None,
     ) -> Response[EnvListEnvelope]:
         q = c.ListEnvironments(caller=caller(request), project_id=project_id, limit=limit, cursor=cursor)
-        page = await _bus(request).call(q)
+        page = await _bus(request).call(q, returns=EnvironmentPageView)
         list_meta = ListMeta(
             request_id=meta().request_id, has_more=page.has_more, next_cursor=page.next_cursor
         )
@@ -94,8 +105,9 @@ class ProjectEnvController(Controller):
             description=data.description,
             branch=data.branch,
             auto_deploy=data.auto_deploy,
+            build=overrides(data.build),
         )
-        env = await _bus(request).call(cmd)
+        env = await _bus(request).call(cmd, returns=EnvironmentView)
         return ok(
             EnvEnvelope(data=env, meta=meta()),
             status=201,
@@ -116,15 +128,15 @@ class EnvController(Controller):
     )
     async def get_env(self, request: Req, env_id: EnvId) -> Response[EnvEnvelope]:
         q = c.GetEnvironment(caller=caller(request), env_id=env_id)
-        env = await _bus(request).call(q)
+        env = await _bus(request).call(q, returns=EnvironmentView)
         return ok(EnvEnvelope(data=env, meta=meta()), headers=etag(env.version))
 
     @put(
         "/{env_id:str}",
         operation_id="replaceEnvironment",
         summary="Replace an environment's settings",
-        description="Name, description, branch and auto-deploy flag become exactly the body's "
-        "(omitted fields take their defaults).",
+        description="Name, description, branch, auto-deploy flag and build overrides become exactly "
+        "the body's (omitted fields take their defaults: no override).",
         status_code=200,
         response_headers=[ETAG_HEADER],
         responses=problems(
@@ -147,9 +159,43 @@ class EnvController(Controller):
             description=data.description,
             branch=data.branch,
             auto_deploy=data.auto_deploy,
+            build=overrides(data.build),
             expected_version=parse_if_match(if_match).version,
         )
-        env = await _bus(request).call(cmd)
+        env = await _bus(request).call(cmd, returns=EnvironmentView)
+        return ok(EnvEnvelope(data=env, meta=meta()), headers=etag(env.version))
+
+    @patch(
+        "/{env_id:str}",
+        operation_id="updateEnvironment",
+        summary="Change some of an environment's settings",
+        description="Omitted fields stay. `null` clears `branch`; in `build` it drops an override, so "
+        'the project\'s setting applies again (`"build": null` drops them all).',
+        response_headers=[ETAG_HEADER],
+        responses=problems(
+            "environment_not_found",
+            "environment_name_taken",
+            "insufficient_scope",
+            "insufficient_role",
+            "key_restricted",
+            *PRECONDITION_CODES,
+            body=True,
+        ),
+    )
+    async def update(
+        self, request: Req, env_id: EnvId, data: JSONBody[EnvUpdate], if_match: IfMatch = None
+    ) -> Response[EnvEnvelope]:
+        cmd = c.UpdateEnvironment(
+            caller=caller(request),
+            env_id=env_id,
+            name=data.name,
+            description=data.description,
+            branch=data.branch,
+            auto_deploy=data.auto_deploy,
+            **build_changes(data.build),
+            expected_version=parse_if_match(if_match).version,
+        )
+        env = await _bus(request).call(cmd, returns=EnvironmentView)
         return ok(EnvEnvelope(data=env, meta=meta()), headers=etag(env.version))
 
     @delete(
@@ -167,5 +213,5 @@ class EnvController(Controller):
         cmd = c.DeleteEnvironment(
             caller=caller(request), env_id=env_id, expected_version=parse_if_match(if_match).version
         )
-        env = await _bus(request).call(cmd)
+        env = await _bus(request).call(cmd, returns=EnvironmentView)
         return ok(EnvEnvelope(data=env, meta=meta()), headers=etag(env.version))

@@ -2,7 +2,8 @@
 
 The projects service decides who sees what: a key restricted to `project_ids`, or bound to a
 member, sees only its projects (others are 404) and member roles gate writes (403
-`insufficient_role`). The gateway has checked the route's scope already.
+`insufficient_role`). The gateway has checked the route's scope already. Replies are decoded
+as `ProjectView`s, which show every build setting (null when unset).
 """
 
 from __future__ import annotations
@@ -15,11 +16,19 @@ from litestar.params import JSONBody, Parameter, PathParameter
 from stratus_bus import Bus
 from stratus_contracts import projects as c
 from stratus_gateway.auth import caller
-from stratus_gateway.envelope import ListMeta, ProjectEnvelope, ProjectListEnvelope, meta, ok
+from stratus_gateway.envelope import (
+    ListMeta,
+    ProjectEnvelope,
+    ProjectListEnvelope,
+    ProjectPageView,
+    ProjectView,
+    meta,
+    ok,
+)
 from stratus_gateway.openapi_docs import problems
 from stratus_gateway.preconditions import ETAG_HEADER, PRECONDITION_CODES, IfMatch, etag, parse_if_match
 from stratus_gateway.routes.params import Cursor, Limit
-from stratus_gateway.schemas import ProjectCreate, ProjectUpdate
+from stratus_gateway.schemas import ProjectCreate, ProjectUpdate, build_changes
 
 Req = Request[Any, Any, Any]
 ProjectId = Annotated[str, PathParameter(description="The project's id, `prj_…`.", max_length=64)]
@@ -43,7 +52,7 @@ class ProjectController(Controller):
     )
     async def create(self, request: Req, data: JSONBody[ProjectCreate]) -> Response[ProjectEnvelope]:
         cmd = c.CreateProject(caller=caller(request), name=data.name, description=data.description)
-        project = await _bus(request).call(cmd)
+        project = await _bus(request).call(cmd, returns=ProjectView)
         return ok(
             ProjectEnvelope(data=project, meta=meta()),
             status=201,
@@ -77,7 +86,7 @@ class ProjectController(Controller):
         q = c.ListProjects(
             caller=caller(request), limit=limit, cursor=cursor, sort=sort, name=name, owner=owner
         )
-        page = await _bus(request).call(q)
+        page = await _bus(request).call(q, returns=ProjectPageView)
         list_meta = ListMeta(
             request_id=meta().request_id, has_more=page.has_more, next_cursor=page.next_cursor
         )
@@ -92,13 +101,15 @@ class ProjectController(Controller):
     )
     async def get_project(self, request: Req, project_id: ProjectId) -> Response[ProjectEnvelope]:
         q = c.GetProject(caller=caller(request), project_id=project_id)
-        project = await _bus(request).call(q)
+        project = await _bus(request).call(q, returns=ProjectView)
         return ok(ProjectEnvelope(data=project, meta=meta()), headers=etag(project.version))
 
     @patch(
         "/{project_id:str}",
         operation_id="updateProject",
         summary="Update a project",
+        description="Name, description and build settings (how deployments build and run it). "
+        'In `build` an omitted setting stays and `null` clears it; `"build": null` clears all four.',
         response_headers=[ETAG_HEADER],
         responses=problems(
             "project_not_found",
@@ -117,9 +128,10 @@ class ProjectController(Controller):
             project_id=project_id,
             name=data.name,
             description=data.description,
+            **build_changes(data.build),
             expected_version=parse_if_match(if_match).version,
         )
-        project = await _bus(request).call(cmd)
+        project = await _bus(request).call(cmd, returns=ProjectView)
         return ok(ProjectEnvelope(data=project, meta=meta()), headers=etag(project.version))
 
     @delete(
@@ -138,5 +150,5 @@ class ProjectController(Controller):
         cmd = c.DeleteProject(
             caller=caller(request), project_id=project_id, expected_version=parse_if_match(if_match).version
         )
-        project = await _bus(request).call(cmd)
+        project = await _bus(request).call(cmd, returns=ProjectView)
         return ok(ProjectEnvelope(data=project, meta=meta()), headers=etag(project.version))

@@ -14,6 +14,11 @@ data key (wrapped by a master key; re-wrapping records an event there, never on 
 so a master-key rotation leaves environment versions and ETags alone), and one aggregate per
 secret reveal (so concurrent reveals never conflict).
 
+An environment may override its project's build settings (`build`, set by create, PUT and
+PATCH: `EnvironmentReplaced` carries every setting after the change), and records which
+deployment serves it and where (`EnvironmentDeployed`, from the deployments service's events,
+ordered by the deployments' ready times so that a late, older one never wins).
+
 Sealing and fingerprinting are passed in (`Sealer`), and the clock as `now`: decisions stay pure
 and testable.
 """
@@ -31,8 +36,15 @@ from eventsourcing.utils import register_topic
 
 from stratus_contracts import envs as c
 from stratus_contracts.auth import Caller
+from stratus_contracts.deployments import BuildSettings, DeployTarget
 from stratus_contracts.errors import DomainError, FieldError
-from stratus_contracts.events import Actor
+from stratus_contracts.events import Actor, Mode
+from stratus_contracts.ids import encode_id
+from stratus_contracts.projects import (
+    BUILD_FIELDS,
+    DEFAULT_BUILD_COMMAND,
+    DEFAULT_HEALTH_CHECK_PATH,
+)
 from stratus_eventstore.model import DomainEvent, index_uuid
 from stratus_projects import domain as projects
 
@@ -59,16 +71,29 @@ class EnvironmentCreated(EnvEvent, frozen=True, kw_only=True):
     description: str = ""
     branch: str | None = None
     auto_deploy: bool = False
+    build: BuildSettings | None = None  # overrides of the project's build settings
 
 
 class EnvironmentReplaced(EnvEvent, frozen=True, kw_only=True):
-    """PUT: every setting as it is after the change, and the names of those that changed."""
+    """PUT or PATCH: every setting as it is after the change, and the names of those that changed
+    (`build.<field>` for an override)."""
 
     name: str
     description: str
     branch: str | None
     auto_deploy: bool
     changed: tuple[str, ...]
+    # None: recorded before environments had build overrides (they had none, and keep none).
+    build: BuildSettings | None = None
+
+
+class EnvironmentDeployed(EnvEvent, frozen=True, kw_only=True):
+    """A deployment now serves the environment (its `deployment.succeeded` or `rolled_back`)."""
+
+    deployment_id: str
+    url: str | None
+    ready_at: datetime  # when that deployment became ready: orders late, out-of-order events
+    changed: tuple[str, ...]  # `url`, `deployment_id`: what a reader sees change
 
 
 class EnvironmentDeleted(EnvEvent, frozen=True, kw_only=True):
@@ -125,13 +150,15 @@ class SecretRevealed(DomainEvent, frozen=True, kw_only=True):
     config_version: int
     keys: tuple[str, ...]
     via: c.RevealVia
+    deployment_id: str | None = None  # via `deploy`: whose app got the values
 
-
-ENV_EVENTS = (EnvironmentCreated, EnvironmentReplaced, EnvironmentDeleted, EnvVarsChanged)
 
 # Recorded before environments became a subpackage, under the flat module's name.
 for _moved in (
-    *ENV_EVENTS,
+    EnvironmentCreated,
+    EnvironmentReplaced,
+    EnvironmentDeleted,
+    EnvVarsChanged,
     EnvNameClaimed,
     EnvNameReleased,
     EnvironmentsSeeded,
@@ -140,6 +167,14 @@ for _moved in (
     SecretRevealed,
 ):
     register_topic(f"stratus_projects.envs_domain:{_moved.__name__}", _moved)
+
+ENV_EVENTS = (
+    EnvironmentCreated,
+    EnvironmentReplaced,
+    EnvironmentDeleted,
+    EnvVarsChanged,
+    EnvironmentDeployed,
+)
 
 # --- state -------------------------------------------------------------------------------------
 
@@ -176,6 +211,10 @@ class Environment(msgspec.Struct, frozen=True, kw_only=True):
     deleted: bool = False
     vars: dict[str, Var] = {}
     latest: VersionInfo  # the current config version
+    build: BuildSettings = msgspec.field(default_factory=BuildSettings)  # overrides
+    url: str | None = None
+    deployment_id: str | None = None
+    served_since: datetime | None = None  # the serving deployment's ready time
 
     @property
     def config_version(self) -> int:
@@ -241,6 +280,7 @@ def _(event: EnvironmentCreated, _: None) -> Environment:
         created=event.timestamp,
         updated=event.timestamp,
         latest=first_version(event),
+        build=event.build or BuildSettings(),
     )
 
 
@@ -253,6 +293,19 @@ def _(event: EnvironmentReplaced, state: Environment) -> Environment:
         description=event.description,
         branch=event.branch,
         auto_deploy=event.auto_deploy,
+        build=state.build if event.build is None else event.build,
+        updated=event.timestamp,
+    )
+
+
+@mutate.register
+def _(event: EnvironmentDeployed, state: Environment) -> Environment:
+    return msgspec.structs.replace(
+        state,
+        version=event.originator_version,
+        url=event.url,
+        deployment_id=event.deployment_id,
+        served_since=event.ready_at,
         updated=event.timestamp,
     )
 
@@ -397,6 +450,7 @@ def create(
     actor: Actor | None,
     now: datetime,
 ) -> list[DomainEvent]:
+    projects.validate_build(settings.build)
     created = EnvironmentCreated(
         originator_id=env_id,
         originator_version=1,
@@ -408,6 +462,8 @@ def create(
         description=settings.description,
         branch=settings.branch,
         auto_deploy=settings.auto_deploy,
+        # None when there are none, as in the events recorded before overrides existed.
+        build=None if settings.build == BuildSettings() else settings.build,
     )
     return [created, _claim(index, project_id, settings.name, env_id, now)]
 
@@ -445,22 +501,47 @@ def seed(
     return events
 
 
+class Settings(msgspec.Struct, frozen=True, kw_only=True):
+    """Every setting of an environment a PUT or PATCH decides (what `EnvironmentReplaced` holds)."""
+
+    name: str
+    description: str
+    branch: str | None
+    auto_deploy: bool
+    build: BuildSettings
+
+
+def settings_of(state: Environment) -> Settings:
+    return Settings(
+        name=state.name,
+        description=state.description,
+        branch=state.branch,
+        auto_deploy=state.auto_deploy,
+        build=state.build,
+    )
+
+
 def replace(
     state: Environment,
-    cmd: c.ReplaceEnvironment,
+    caller: Caller,
+    after: Settings,
+    expected_version: int | None,
     new_index: NameIndex | None,
     old_index: NameIndex | None,
     now: datetime,
 ) -> list[DomainEvent]:
-    projects.require_version(state.version, cmd.expected_version, "This environment")
-    require_name_allowed(cmd.caller, cmd.name)
-    after = {
-        "name": cmd.name,
-        "description": cmd.description,
-        "branch": cmd.branch,
-        "auto_deploy": cmd.auto_deploy,
-    }
-    changed = tuple(field for field, value in after.items() if getattr(state, field) != value)
+    """The environment's settings become `after` (PUT; PATCH with what it leaves merged in)."""
+    projects.require_version(state.version, expected_version, "This environment")
+    require_name_allowed(caller, after.name)
+    before = settings_of(state)
+    new_build = {f: v for f in BUILD_FIELDS if (v := getattr(after.build, f)) != getattr(before.build, f)}
+    # Only what changes is checked: a setting stored under older rules does not block the rest.
+    projects.build_changes(BuildSettings(**new_build))
+    changed = tuple(
+        field
+        for field in ("name", "description", "branch", "auto_deploy")
+        if getattr(before, field) != getattr(after, field)
+    ) + tuple(f"build.{field}" for field in new_build)
     if not changed:
         return []
     events: list[DomainEvent] = [
@@ -468,19 +549,126 @@ def replace(
             originator_id=state.id,
             originator_version=state.version + 1,
             timestamp=now,
-            actor=cmd.caller.actor(),
-            name=cmd.name,
-            description=cmd.description,
-            branch=cmd.branch,
-            auto_deploy=cmd.auto_deploy,
+            actor=caller.actor(),
+            name=after.name,
+            description=after.description,
+            branch=after.branch,
+            auto_deploy=after.auto_deploy,
             changed=changed,
+            build=after.build,
         )
     ]
     if "name" in changed:
-        events.append(_claim(new_index, state.project_id, cmd.name, state.id, now))
+        events.append(_claim(new_index, state.project_id, after.name, state.id, now))
         if old_index is not None and old_index.env_id == state.id:
             events.append(_release(old_index, state.id, now))
     return events
+
+
+def patched(state: Environment, cmd: c.UpdateEnvironment) -> Settings:
+    """The settings after a PATCH: what it names, merged into what the environment has."""
+    before = settings_of(state)
+    return Settings(
+        name=before.name if cmd.name is None else cmd.name,
+        description=before.description if cmd.description is None else cmd.description,
+        branch=before.branch if cmd.branch is msgspec.UNSET else cmd.branch,
+        auto_deploy=before.auto_deploy if cmd.auto_deploy is None else cmd.auto_deploy,
+        build=msgspec.structs.replace(before.build, **projects.build_changes(cmd)),
+    )
+
+
+# --- decisions: the deployment serving an environment ----------------------------------------
+
+
+def deployed(
+    state: object,
+    account: str,
+    project_id: uuid.UUID,
+    deployment_id: str,
+    url: str | None,
+    ready_at: datetime,
+    actor: Actor | None,
+    now: datetime,
+) -> list[DomainEvent]:
+    """`deployment_id` (ready at `ready_at`) serves the environment at `url` now, unless a
+    deployment that became ready later already does: events arrive late and out of order, and
+    the newest ready deployment is the one serving (ties: the greater id, so every replica and
+    every redelivery agrees). A deleted environment, or one of another account or project,
+    ignores it; so does a redelivery (nothing changes)."""
+    if not isinstance(state, Environment) or state.deleted:
+        return []
+    if state.account != account or state.project_id != project_id:
+        return []
+    if state.served_since is not None and (ready_at, deployment_id) <= (
+        state.served_since,
+        state.deployment_id or "",
+    ):
+        return []
+    changed = tuple(
+        field
+        for field, value in (("url", url), ("deployment_id", deployment_id))
+        if getattr(state, field) != value
+    )
+    if not changed:
+        return []
+    return [
+        EnvironmentDeployed(
+            originator_id=state.id,
+            originator_version=state.version + 1,
+            timestamp=now,
+            actor=actor,
+            deployment_id=deployment_id,
+            url=url,
+            ready_at=ready_at,
+            changed=changed,
+        )
+    ]
+
+
+def effective_build(project: BuildSettings, env: BuildSettings) -> BuildSettings:
+    """Each build setting from the environment's override, else the project's."""
+    return BuildSettings(
+        **{
+            field: getattr(env, field) if getattr(env, field) is not None else getattr(project, field)
+            for field in BUILD_FIELDS
+        }
+    )
+
+
+def deploy_target(env: Environment, project: projects.Project, mode: Mode) -> DeployTarget:
+    """What a new deployment of `env` builds and runs; 422 `deploy_settings_missing` naming the
+    settings that are set nowhere."""
+    build = effective_build(project.build, env.build)
+    missing = [field for field in ("repo_url", "start_command") if getattr(build, field) is None]
+    if missing:
+        names = " and ".join(f"`{field}`" for field in missing)
+        raise DomainError(
+            "deploy_settings_missing",
+            f"Neither the project nor environment {env.name!r} sets {names}: set "
+            f"{'it' if len(missing) == 1 else 'them'} with "
+            f"`PATCH /v1/projects/{encode_id('prj', env.project_id)}` (or override them on the "
+            "environment) first.",
+            [
+                FieldError(field=f"build.{field}", message="Set it on the project or the environment.")
+                for field in missing
+            ],
+        )
+    assert build.repo_url is not None
+    assert build.start_command is not None
+    return DeployTarget(
+        account=env.account,
+        mode=mode,
+        project_id=encode_id("prj", env.project_id),
+        env_id=encode_id("env", env.id),
+        env_name=env.name,
+        config_version=env.config_version,
+        repo_url=build.repo_url,
+        build_command=DEFAULT_BUILD_COMMAND if build.build_command is None else build.build_command,
+        start_command=build.start_command,
+        health_check_path=(
+            DEFAULT_HEALTH_CHECK_PATH if build.health_check_path is None else build.health_check_path
+        ),
+    )
 
 
 def delete(
@@ -639,13 +827,17 @@ def require_reveal_scope(caller: Caller) -> None:
 def reveal(
     reveal_id: uuid.UUID,
     env: Environment,
-    caller: Caller,
+    caller: Caller | None,
     config_version: int,
     keys: Iterable[str],
     via: c.RevealVia,
     now: datetime,
+    *,
+    actor: Actor | None = None,
+    deployment_id: str | None = None,
 ) -> list[DomainEvent]:
-    """The record of a reveal, saved before any value is shown (nothing secret shown: nothing)."""
+    """The record of a reveal, saved before any value is shown (nothing secret shown: nothing).
+    `caller` None: the deployments runner's (`actor` is who asked for the deployment)."""
     names = tuple(sorted(keys))
     if not names:
         return []
@@ -654,7 +846,7 @@ def reveal(
             originator_id=reveal_id,
             originator_version=1,
             timestamp=now,
-            actor=caller.actor(),
+            actor=caller.actor() if caller is not None else actor,
             account=env.account,
             env_id=env.id,
             project_id=env.project_id,
@@ -662,5 +854,6 @@ def reveal(
             config_version=config_version,
             keys=names,
             via=via,
+            deployment_id=deployment_id,
         )
     ]

@@ -9,6 +9,11 @@ commit the kit makes before any value leaves the service.
 
 Values are sealed before they reach a decision and opened only to build a reply. The handlers
 that touch values take the process's `keyring` (bound in `handlers(keyring)`).
+
+For deployments: `ResolveDeployTarget` applies the same access rules (and the `developer` role)
+and resolves the effective build settings; `GetRuntimeVariables` (internal, no caller) opens a
+config version for the runner and records the reveal first; `SetServingDeployment` (local, made
+by the deployment consumer) records which deployment serves an environment.
 """
 
 from __future__ import annotations
@@ -22,7 +27,9 @@ from typing import Any
 from stratus_contracts import envs as c
 from stratus_contracts.auth import Caller
 from stratus_contracts.errors import DomainError, FieldError
+from stratus_contracts.events import Actor, Mode
 from stratus_contracts.ids import decode_id, encode_id, new_uuid
+from stratus_contracts.messages import Command
 from stratus_contracts.projects import Role
 from stratus_kit import Decision, Handler, State
 from stratus_kit.state import Later
@@ -36,6 +43,21 @@ _SEAL_OVERHEAD = crypto.NONCE_BYTES + 16
 # Every variable of one environment, keys and values together: a config version must fit in one
 # bus message and one response, so the whole map is bounded too.
 MAX_TOTAL_BYTES = 512 * 1024
+
+
+class SetServingDeployment(Command[bool], frozen=True, kw_only=True):
+    """A deployment of the environment became ready (`deployment.succeeded` or `rolled_back`):
+    it serves the environment at `url` unless a later-ready one already does. Local: made by the
+    deployment consumer. The reply is whether the environment changed."""
+
+    mode: Mode
+    account: str
+    project_id: str
+    env_id: str
+    deployment_id: str
+    url: str | None
+    ready_at: datetime
+    actor: Actor | None = None
 
 
 def _total_bytes(env: d.Environment) -> int:
@@ -93,14 +115,32 @@ def create_environment(cmd: c.CreateEnvironment, state: State, now: datetime) ->
     return [*seeded, *events], views.environment(_after(None, events), state.name)
 
 
+def _change_settings(
+    state: State, cmd: Any, env: d.Environment, after: d.Settings, now: datetime
+) -> Decision:
+    new_index = old_index = None
+    if after.name != env.name:
+        new_index = _index(state, env.project_id, after.name)
+        old_index = _index(state, env.project_id, env.name)
+    events = d.replace(env, cmd.caller, after, cmd.expected_version, new_index, old_index, now)
+    return events, views.environment(_after(env, events), state.name)
+
+
 def replace_environment(cmd: c.ReplaceEnvironment, state: State, now: datetime) -> Decision:
     env, _ = _env(state, cmd.caller, cmd.env_id, "developer", "Changing environment settings")
-    new_index = old_index = None
-    if cmd.name != env.name:
-        new_index = _index(state, env.project_id, cmd.name)
-        old_index = _index(state, env.project_id, env.name)
-    events = d.replace(env, cmd, new_index, old_index, now)
-    return events, views.environment(_after(env, events), state.name)
+    after = d.Settings(
+        name=cmd.name,
+        description=cmd.description,
+        branch=cmd.branch,
+        auto_deploy=cmd.auto_deploy,
+        build=cmd.build,
+    )
+    return _change_settings(state, cmd, env, after, now)
+
+
+def update_environment(cmd: c.UpdateEnvironment, state: State, now: datetime) -> Decision:
+    env, _ = _env(state, cmd.caller, cmd.env_id, "developer", "Changing environment settings")
+    return _change_settings(state, cmd, env, d.patched(env, cmd), now)
 
 
 def delete_environment(cmd: c.DeleteEnvironment, state: State, now: datetime) -> Decision:
@@ -126,6 +166,77 @@ def list_environments(q: c.ListEnvironments, state: State, now: datetime) -> Dec
     # A project from before environments gets its defaults on first sight; the list then shows
     # them, so it is read once they are committed.
     return (seeded, Later(page)) if seeded else ((), page())
+
+
+# -- deployments -------------------------------------------------------------------------------
+
+
+def _env_of_project(state: State, caller: Caller, project: projects.Project, ref: str) -> d.Environment:
+    """The environment `ref` (an `env_…` id, or a name) of `project` as the caller may see it."""
+    if ref.startswith("env_"):
+        env = state.get(decode_id("env", ref))
+    else:
+        index = _index(state, project.id, ref)
+        env = state.get(index.env_id) if index is not None else None
+    if not d.visible(env, project, caller):  # also: another project's environment
+        raise d.not_found(ref)
+    return env
+
+
+def resolve_deploy_target(q: c.ResolveDeployTarget, state: State, now: datetime) -> Decision:
+    project = accessible(state, q.caller, q.project_id)
+    env = _env_of_project(state, q.caller, project, q.env)
+    projects.require_role(project, q.caller, "developer", "Deploying")
+    return (), d.deploy_target(env, project, state.name)
+
+
+def set_serving_deployment(cmd: SetServingDeployment, state: State, now: datetime) -> Decision:
+    env_id, project_id = decode_id("env", cmd.env_id), decode_id("prj", cmd.project_id)
+    env = state.get(env_id)
+    project = state.get(project_id)
+    if project_id is None or not isinstance(project, projects.Project) or project.deleted:
+        return (), False  # unknown, or gone with its project: nothing to serve
+    events = d.deployed(
+        env, cmd.account, project_id, cmd.deployment_id, cmd.url, cmd.ready_at, cmd.actor, now
+    )
+    return events, bool(events)
+
+
+def get_runtime_variables(
+    q: c.GetRuntimeVariables, state: State, now: datetime, *, keyring: crypto.Keyring
+) -> Decision:
+    env = state.get(decode_id("env", q.env_id))
+    project = state.get(env.project_id) if isinstance(env, d.Environment) else None
+    if (
+        not isinstance(env, d.Environment)
+        or env.deleted
+        or env.account != q.account
+        or not isinstance(project, projects.Project)
+        or project.deleted
+    ):
+        raise d.not_found(q.env_id)
+    older = None
+    if q.config_version != env.config_version:
+        older = read_model.config_version(
+            state.read_model("environments"), encode_id("env", env.id), q.config_version
+        )
+    info = d.version_info(env, q.config_version, older)
+    at = env if info.at == env.version else state.at(env.id, info.at)
+    items, revealed = _items(state, keyring, at, sorted(at.vars), reveal=True)
+    # The values go into a process environment, where nothing redacts them: an audited reveal,
+    # committed before they leave.
+    events = d.reveal(
+        new_uuid(),
+        env,
+        None,
+        q.config_version,
+        revealed,
+        "deploy",
+        now,
+        actor=q.actor,
+        deployment_id=q.deployment_id,
+    )
+    return events, {item.key: item.value for item in items}
 
 
 # -- data keys -----------------------------------------------------------------------------------
@@ -360,6 +471,7 @@ def handlers(keyring: crypto.Keyring) -> dict[type, Handler]:
     return {
         c.CreateEnvironment: create_environment,
         c.ReplaceEnvironment: replace_environment,
+        c.UpdateEnvironment: update_environment,
         c.DeleteEnvironment: delete_environment,
         c.GetEnvironment: get_environment,
         c.ListEnvironments: list_environments,
@@ -368,4 +480,7 @@ def handlers(keyring: crypto.Keyring) -> dict[type, Handler]:
         c.GetConfigVersion: with_keys(get_config_version, keyring=keyring),
         c.ListConfigVersions: list_config_versions,
         c.RewrapDataKeys: with_keys(rewrap_data_keys, keyring=keyring),
+        c.ResolveDeployTarget: resolve_deploy_target,
+        c.GetRuntimeVariables: with_keys(get_runtime_variables, keyring=keyring),
+        SetServingDeployment: set_serving_deployment,
     }

@@ -1,8 +1,9 @@
 """The environments read model: the environment list, every environment's config versions, and
 the data-key index a master-key rotation walks.
 
-In the projects partition's read-model file: one row per live environment (its settings, config
-version and version, so a list needs no aggregate loads), one row per config version (what made
+In the projects partition's read-model file: one row per live environment (its settings and build
+overrides, config version, version and the deployment serving it, so a list needs no aggregate
+loads), one row per config version (what made
 it and the environment's aggregate version right after it, so versions are paged in SQL and an
 older map is the aggregate at that version), the keys each environment holds (to count them per
 version), and one row per data key with the id of the master key that wraps it. Built only from
@@ -17,6 +18,7 @@ from datetime import datetime
 import msgspec
 
 from stratus_contracts import cursors
+from stratus_contracts.deployments import BuildSettings
 from stratus_contracts.envs import Environment, EnvironmentPage, ListEnvironments
 from stratus_contracts.errors import DomainError
 from stratus_contracts.events import Mode
@@ -24,7 +26,7 @@ from stratus_contracts.ids import encode_id
 from stratus_kit import LocalReadModel, ReadModel
 from stratus_projects.environments import domain as d
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS environments (
     id TEXT PRIMARY KEY,
@@ -37,7 +39,10 @@ CREATE TABLE IF NOT EXISTS environments (
     config_version INTEGER NOT NULL,
     created TEXT NOT NULL,
     updated TEXT NOT NULL,
-    version INTEGER NOT NULL
+    version INTEGER NOT NULL,
+    build TEXT NOT NULL DEFAULT '{}',
+    url TEXT,
+    deployment_id TEXT
 );
 CREATE INDEX IF NOT EXISTS environments_project ON environments (project_id, created, id);
 CREATE TABLE IF NOT EXISTS config_versions (
@@ -64,7 +69,7 @@ CREATE INDEX IF NOT EXISTS data_keys_kek ON data_keys (kek_id);
 """
 _COLUMNS = (
     "id, account, project_id, name, description, branch, auto_deploy, config_version,"
-    " created, updated, version"
+    " created, updated, version, build, url, deployment_id"
 )
 
 
@@ -74,6 +79,11 @@ def _ts(value: datetime) -> str:
 
 _json = msgspec.json.Encoder()
 _names = msgspec.json.Decoder(list[str])
+_build = msgspec.json.Decoder(BuildSettings)
+
+
+def _build_text(build: BuildSettings | None) -> str | None:
+    return None if build is None else _json.encode(build).decode()
 
 
 def _version_row(db: sqlite3.Connection, env_id: str, info: d.VersionInfo) -> None:
@@ -97,7 +107,8 @@ def apply(db: sqlite3.Connection, event: object) -> None:
         case d.EnvironmentCreated():
             _version_row(db, encode_id("env", event.originator_id), d.first_version(event))
             db.execute(
-                f"INSERT OR REPLACE INTO environments ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, 1, ?, ?, ?)",  # noqa: S608
+                f"INSERT OR REPLACE INTO environments ({_COLUMNS})"  # noqa: S608
+                " VALUES (?, ?, ?, ?, ?, ?, ?, 1, ?, ?, ?, ?, NULL, NULL)",
                 (
                     encode_id("env", event.originator_id),
                     event.account,
@@ -109,17 +120,30 @@ def apply(db: sqlite3.Connection, event: object) -> None:
                     _ts(event.timestamp),
                     _ts(event.timestamp),
                     event.originator_version,
+                    _build_text(event.build) or "{}",
                 ),
             )
         case d.EnvironmentReplaced():
             db.execute(
                 "UPDATE environments SET name = ?, description = ?, branch = ?, auto_deploy = ?,"
-                " updated = ?, version = ? WHERE id = ?",
+                " build = coalesce(?, build), updated = ?, version = ? WHERE id = ?",
                 (
                     event.name,
                     event.description,
                     event.branch,
                     int(event.auto_deploy),
+                    _build_text(event.build),
+                    _ts(event.timestamp),
+                    event.originator_version,
+                    encode_id("env", event.originator_id),
+                ),
+            )
+        case d.EnvironmentDeployed():
+            db.execute(
+                "UPDATE environments SET url = ?, deployment_id = ?, updated = ?, version = ? WHERE id = ?",
+                (
+                    event.url,
+                    event.deployment_id,
                     _ts(event.timestamp),
                     event.originator_version,
                     encode_id("env", event.originator_id),
@@ -248,6 +272,9 @@ def row_to_environment(row: sqlite3.Row, mode: Mode) -> Environment:
         created=datetime.fromisoformat(row["created"]),
         updated=datetime.fromisoformat(row["updated"]),
         version=row["version"],
+        build=_build.decode(row["build"]),
+        url=row["url"],
+        deployment_id=row["deployment_id"],
     )
 
 

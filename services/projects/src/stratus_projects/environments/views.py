@@ -1,8 +1,9 @@
 """What the projects service shows of environments: the reply mapping (aggregate → reply Struct)
 and which environment events become public events (never a value).
 
-`env.created`, `env.updated` (with `changed`: the settings that changed) and `env.deleted` carry
-the environment as it was right after the event; `env.vars.changed` carries the environment and
+`env.created`, `env.updated` (with `changed`: the settings that changed, or `url` and
+`deployment_id` when another deployment serves it) and `env.deleted` carry the environment as it
+was right after the event; `env.vars.changed` carries the environment and
 project ids, the new config version and the *names* of the keys set and removed; and
 `secret.revealed` the names of the revealed keys, the config version and the route kind (`via`).
 Data keys, name claims and the seeding marker are internal.
@@ -35,6 +36,9 @@ def environment(state: d.Environment, mode: Mode) -> c.Environment:
         updated=state.updated,
         version=state.version,
         deleted=state.deleted,
+        build=state.build,
+        url=state.url,
+        deployment_id=state.deployment_id,
     )
 
 
@@ -45,7 +49,7 @@ def _environment(
 
 
 def _replaced(
-    event: d.EnvironmentReplaced, before: Any, after: d.Environment, mode: Mode
+    event: d.EnvironmentReplaced | d.EnvironmentDeployed, before: Any, after: d.Environment, mode: Mode
 ) -> tuple[Mode, str, c.EnvironmentUpdate]:
     shown = msgspec.structs.asdict(environment(after, mode))
     return mode, after.account, c.EnvironmentUpdate(**shown, changed=list(event.changed))
@@ -81,6 +85,7 @@ def _revealed(
             config_version=event.config_version,
             keys=list(event.keys),
             via=event.via,
+            deployment_id=event.deployment_id,
         ),
     )
 
@@ -89,6 +94,7 @@ PUBLISHER = Publisher(
     {
         d.EnvironmentCreated: (c.ENV_CREATED, _environment),
         d.EnvironmentReplaced: (c.ENV_UPDATED, _replaced),
+        d.EnvironmentDeployed: (c.ENV_UPDATED, _replaced),
         d.EnvironmentDeleted: (c.ENV_DELETED, _environment),
         d.EnvVarsChanged: (c.ENV_VARS_CHANGED, _vars_changed),
         d.SecretRevealed: (c.SECRET_REVEALED, _revealed),
