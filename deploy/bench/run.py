@@ -75,6 +75,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+import deploys  # deploy/bench/deploys.py, beside this script
+
 from stratus_contracts import keys
 from stratus_gateway.__main__ import DEFAULT_SERVER, SERVERS
 
@@ -943,6 +945,8 @@ def bench(s: Settings, wrk: str, tmp: Path) -> int:
                     f"p50 {last['p50_ms']:7.2f} ms  p99 {last['p99_ms']:7.2f} ms",
                     flush=True,
                 )
+        print("bench: deployments of the tiny app", flush=True)
+        deployed = deploys.measure(gw, admin_key, rounds=s.rounds, lines=100_000 if s.rounds > 1 else 20_000)
         postgres = os.environ.get("BENCH_POSTGRES_DSN", "").strip()
         if postgres:
             print("bench: the write target on PostgreSQL", flush=True)
@@ -974,6 +978,7 @@ def bench(s: Settings, wrk: str, tmp: Path) -> int:
     print(f"INFO gateway: {access['lines']} access lines logged for {access['requests']} requests answered")
     writes = write_summary(rows, opened)
     print_writes(writes)
+    deploys.report(deployed)
     if any(row["errors"] for row in rows):
         warnings.append("some runs had non-2xx responses or socket errors; their figures are suspect")
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
@@ -987,6 +992,7 @@ def bench(s: Settings, wrk: str, tmp: Path) -> int:
                 "pairs": pairs,
                 "info_log": access,
                 "writes": writes,
+                "deployments": deployed,
             },
             indent=2,
         )

@@ -15,7 +15,7 @@ import pytest
 
 from stratus_deployments.runner import procs
 from stratus_deployments.runner.local import LocalRunner
-from tests.deployments import apps
+from stratus_testing import apps
 
 # A stand-in for the deployments service, run as its own process so that a test can kill -9 it:
 # it deploys (or only starts a build) and then waits for ever.

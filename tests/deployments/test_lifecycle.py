@@ -68,6 +68,12 @@ def test_the_lifecycle_and_superseding(local: Local) -> None:
 
     back = local.call(c.RollbackDeployment(caller=CALLER, deployment_id=first.id))
     assert (back.rollback_of, back.sha, back.config_version, back.status) == (first.id, "a" * 40, 3, "queued")
+    # A rollback to a rollback runs the original build's artifact.
+    back_id = decode_id("dep", back.id)
+    to_ready(local, back_id)  # type: ignore[arg-type]
+    again = local.call(c.RollbackDeployment(caller=CALLER, deployment_id=back.id))
+    state = local.call(h.Load(mode="live", deployment_id=decode_id("dep", again.id)))
+    assert again.rollback_of == back.id and state.artifact_of == first_id
 
 
 def test_a_cancel_wins_over_the_runner(local: Local) -> None:
@@ -83,7 +89,7 @@ def test_a_cancel_wins_over_the_runner(local: Local) -> None:
 
 
 def test_a_restart_requeues_until_it_gives_up(local: Local) -> None:
-    made, dep = created(local)
+    _, dep = created(local)
     for _ in range(2):
         local.call(h.MarkBuilding(mode="live", deployment_id=dep, sha="c" * 40))
         assert local.call(h.MarkRestarted(mode="live", deployment_id=dep)).status == "queued"
@@ -105,7 +111,9 @@ def test_other_tenants_and_modes_get_404(local: Local) -> None:
         assert refused.value.reply.code == "deployment_not_found"
         page = local.call(c.ListDeployments(caller=who))
         assert page.data == []
-    wrong_target = c.CreateDeployment(caller=Caller(account_id="acct_two", mode="live", key_id="k"), target=TARGET)
+    wrong_target = c.CreateDeployment(
+        caller=Caller(account_id="acct_two", mode="live", key_id="k"), target=TARGET
+    )
     with pytest.raises(DomainError):
         local.call(wrong_target)
 
@@ -115,7 +123,9 @@ def test_a_log_keeps_its_limit_in_order_and_says_what_it_cut(local: Local) -> No
     t = 1_700_000_000_000_000
 
     def append(lines: list[tuple[int, str, str]], close: bool = False) -> int:
-        return local.call(h.AppendLog(mode="live", deployment_id=dep, phase="build", lines=lines, limit=5, close=close))
+        return local.call(
+            h.AppendLog(mode="live", deployment_id=dep, phase="build", lines=lines, limit=5, close=close)
+        )
 
     assert append([(t, "system", "Cloning")] + [(t, "stdout", f"line {n}") for n in range(4)]) == 5
     assert append([(t, "stdout", f"line {n}") for n in range(4, 8)] + [(t, "stderr", "late")]) == 7

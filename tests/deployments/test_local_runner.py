@@ -18,7 +18,7 @@ import pytest
 from stratus_deployments.runner import procs
 from stratus_deployments.runner.base import Instance, RunnerError, Spec
 from stratus_deployments.runner.local import LocalRunner
-from tests.deployments import apps
+from stratus_testing import apps
 from tests.deployments.conftest import Collected, gone, until
 
 

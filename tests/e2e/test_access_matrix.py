@@ -25,6 +25,7 @@ DUMMY = {
     "env_id": "env_" + "a" * 26,
     "key": "SOME_KEY",  # a variable's key
     "number": "1",  # a config version
+    "deployment_id": "dep_" + "a" * 26,
 }
 
 
@@ -69,7 +70,19 @@ def tenant_a(stack: Stack) -> Tenant:
         key = a.post("/v1/keys", json={"name": "target", "scopes": ["read"]}).json()["data"]["id"]
         env = a.get(f"/v1/projects/{project}/envs").json()["data"][0]["id"]
         assert a.post(f"/v1/envs/{env}/vars", json={"key": "SOME_KEY", "value": "v"}).status_code == 201
-    ids = {"project_id": project, "member_id": member, "key_id": key, "env_id": env}
+        # A deployment of a repository that is not there: it fails at once, and it exists.
+        build = {"repo_url": f"/nonexistent/{suffix}", "start_command": "true"}
+        assert a.patch(f"/v1/projects/{project}", json={"build": build}).status_code == 200
+        made = a.post("/v1/deployments", json={"project": project, "env": "staging"})
+        assert made.status_code == 202, made.text
+        deployment = made.json()["data"]["id"]
+    ids = {
+        "project_id": project,
+        "member_id": member,
+        "key_id": key,
+        "env_id": env,
+        "deployment_id": deployment,
+    }
     return Tenant(stack.live_key, stack.test_key, ids)
 
 
@@ -176,6 +189,11 @@ def test_foreign_ids_are_404_and_untouched(
         assert owner.get(f"/v1/members/{tenant_a.ids['member_id']}").status_code == 200
         env = owner.get(f"/v1/envs/{tenant_a.ids['env_id']}").json()["data"]
         assert env["name"] == "production" and env["config_version"] == 2
+        deployments = owner.get("/v1/deployments", params={"project": tenant_a.ids["project_id"]}).json()[
+            "data"
+        ]
+        assert [d["id"] for d in deployments] == [tenant_a.ids["deployment_id"]]  # no rollback made
+        assert deployments[0]["status"] != "canceled"
         team = owner.get(f"/v1/projects/{tenant_a.ids['project_id']}/members").json()["data"]
         assert [(m["id"], m["role"]) for m in team] == [(tenant_a.ids["member_id"], "developer")]
 

@@ -152,18 +152,23 @@ def test_patch_sets_and_clears_build_settings(stack: Stack, live: httpx.Client) 
     assert wiped["build"] == NOWHERE
     assert wiped["version"] == 6
 
-    # Each change is a project.updated with the new state (event data leaves unset ones out).
+    # Each change is a project.updated with the new state (every key, as the API shows it).
     def builds() -> list[dict[str, Any]]:
         subject = f"evt.live.{stack.account_id}.project.updated"
         return [e["data"]["build"] for e in events_on(stack, subject) if e["data"]["id"] == project["id"]]
 
     published = wait_until(lambda: len(found := builds()) == 5 and found, timeout=10)
     assert published == [
-        {"repo_url": REPO, "start_command": "npm start"},
-        {"repo_url": REPO, "start_command": "npm start", "build_command": "make"},
-        {"repo_url": REPO, "build_command": "make", "health_check_path": "/healthz"},
-        {"repo_url": REPO, "build_command": "make", "health_check_path": "/healthz"},  # the description
-        {},
+        {**NOWHERE, "repo_url": REPO, "start_command": "npm start"},
+        {**NOWHERE, "repo_url": REPO, "start_command": "npm start", "build_command": "make"},
+        {**NOWHERE, "repo_url": REPO, "build_command": "make", "health_check_path": "/healthz"},
+        {
+            **NOWHERE,
+            "repo_url": REPO,
+            "build_command": "make",
+            "health_check_path": "/healthz",
+        },  # the description
+        NOWHERE,
     ]
 
 

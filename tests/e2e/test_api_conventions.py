@@ -64,6 +64,7 @@ def test_health_and_readiness_need_no_key(anon: httpx.Client) -> None:
         "nats": True,
         "identity": True,
         "projects": True,
+        "deployments": True,
         "audit": True,
     }
 

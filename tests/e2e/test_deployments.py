@@ -20,8 +20,7 @@ import pytest
 from httpx_sse import connect_sse
 
 from stratus_contracts import keys
-from stratus_testing import Stack
-from tests.deployments import apps
+from stratus_testing import Stack, apps
 from tests.e2e.conftest import problem
 
 BUILD_LOG_LIMIT = 60_000
@@ -62,14 +61,14 @@ def project_with_repo(client: httpx.Client, name: str, repo: Path, **settings: s
     created = client.post("/v1/projects", json={"name": name})
     assert created.status_code == 201, created.text
     project = created.json()["data"]
-    body = {
+    build = {
         "repo_url": repo.as_uri(),
         "build_command": apps.BUILD_COMMAND,
         "start_command": apps.START_COMMAND,
         "health_check_path": apps.HEALTH_PATH,
         **settings,
     }
-    patched = client.patch(f"/v1/projects/{project['id']}", json=body)
+    patched = client.patch(f"/v1/projects/{project['id']}", json={"build": build})
     assert patched.status_code == 200, patched.text
     return patched.json()["data"]
 
@@ -127,7 +126,8 @@ def sse_lines(client: httpx.Client, deployment_id: str, **params: Any) -> tuple[
         for event in source.iter_sse():
             if event.event == "end":
                 return seen, event.json()["status"]
-            seen.append({**event.json(), "id": event.id})
+            if event.event == "log":
+                seen.append({**event.json(), "id": event.id})
     raise AssertionError("the stream closed without an end event")
 
 
@@ -172,6 +172,23 @@ def test_deploy_stream_serve_redeploy_and_roll_back(client: httpx.Client, tmp_pa
         "the env's url",
     )
     assert shown["url"] == ready["url"]
+
+    # `follow=true` keeps the stream open for the app's own lines: a request makes one.
+    last = events[-1]["seq"]
+    with connect_sse(
+        client,
+        "GET",
+        f"/v1/deployments/{first['id']}/logs",
+        params={"follow": "true"},
+        headers={"Last-Event-ID": str(last)},
+    ) as source:
+        assert fetch(ready["url"] + "/ping").status_code == 200
+        for event in source.iter_sse():
+            if event.event == "log":
+                line = event.json()
+                assert line["seq"] > last
+                if (line["stream"], line["text"]) == ("stdout", "ping"):
+                    break
 
     # A second version, with changed config: the first is superseded, the URL stays.
     sha_two = apps.commit_version(repo, "v2")
@@ -313,6 +330,8 @@ def test_a_huge_build_log_is_kept_in_order_and_resumed_without_gaps(
                 if event.event == "end":
                     status = event.json()["status"]
                     break
+                if event.event != "log":
+                    continue
                 seen.append(event.json())
                 last_id = event.id
                 if reconnects < 10 and n >= 2_000:
@@ -321,9 +340,12 @@ def test_a_huge_build_log_is_kept_in_order_and_resumed_without_gaps(
     assert reconnects == 10
     seqs = [e["seq"] for e in seen]
     assert seqs == list(range(1, len(seqs) + 1)), "a gap or a repeat"
-    user = [e["text"] for e in seen if e["stream"] == "stdout"]
+    user = [e["text"] for e in seen if e["stream"] == "stdout" and e["text"].startswith("line ")]
     assert user == [apps.chatty_line(n) for n in range(BUILD_LOG_LIMIT)]
-    cut = [e["text"] for e in seen if e["stream"] == "system" and "limit" in e["text"]]
+    cut = [e["text"] for e in seen if e["stream"] == "system" and "reached its limit" in e["text"]]
+    # The build's lines come before the app's: the limit's line right after the last one kept.
+    last_kept = next(n for n, e in enumerate(seen) if e["text"] == apps.chatty_line(BUILD_LOG_LIMIT - 1))
+    assert "reached its limit" in seen[last_kept + 1]["text"]
     assert len(cut) == 1, cut
     assert any(f"{lines - BUILD_LOG_LIMIT:,} build log lines were not kept" in e["text"] for e in seen)
 

@@ -22,7 +22,9 @@ def test_docs_events_md_is_generated_from_the_catalogue() -> None:
 def test_every_published_domain_event_maps_to_a_catalogued_type() -> None:
     types = catalogue()
     published = {
-        entry[0].name for publisher in (IDENTITY, PROJECTS.publisher, DEPLOYMENTS) for entry in publisher.table.values()
+        entry[0].name
+        for publisher in (IDENTITY, PROJECTS.publisher, DEPLOYMENTS)
+        for entry in publisher.table.values()
     }
     assert published <= set(types)
     # ...and nothing is catalogued that no service publishes.

@@ -29,7 +29,15 @@ SERVICE = "deployments"
 T = TypeVar("T")
 
 Status = Literal["queued", "building", "deploying", "ready", "failed", "canceled", "superseded"]
-STATUSES: tuple[Status, ...] = ("queued", "building", "deploying", "ready", "failed", "canceled", "superseded")
+STATUSES: tuple[Status, ...] = (
+    "queued",
+    "building",
+    "deploying",
+    "ready",
+    "failed",
+    "canceled",
+    "superseded",
+)
 # Statuses a deployment leaves on its own: its build log may still grow.
 ACTIVE: frozenset[str] = frozenset({"queued", "building", "deploying"})
 LogStream = Literal["stdout", "stderr", "system"]
@@ -47,7 +55,7 @@ class DeploymentsQuery(Query[T], frozen=True, kw_only=True):
 # --- what a deployment builds and runs ---------------------------------------------------------
 
 
-class BuildSettings(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+class BuildSettings(msgspec.Struct, frozen=True, kw_only=True):
     """How a project is built and run; an environment may override any of them (None: not set)."""
 
     repo_url: str | None = None
@@ -106,7 +114,7 @@ class DeploymentPage(msgspec.Struct, frozen=True, kw_only=True):
     next_cursor: str | None = None
 
 
-class LogLine(msgspec.Struct, frozen=True, kw_only=True, array_like=True):
+class LogLine(msgspec.Struct, frozen=True, kw_only=True):
     seq: int
     ts: datetime
     stream: LogStream

@@ -52,6 +52,9 @@ class Deployment(msgspec.Struct, frozen=True, kw_only=True):
     rollback_of: uuid.UUID | None = None
     ready_at: datetime | None = None
     attempts: int = 1
+    # The deployment whose built artifact this one runs (itself, unless a rollback): a rollback
+    # of a rollback runs the original build.
+    artifact_of: uuid.UUID | None = None
     actor: Actor | None = None  # who asked for it (the runner's reveal of its variables names them)
 
 
@@ -90,6 +93,7 @@ class DeploymentCreated(DeploymentEvent, frozen=True, kw_only=True):
     config_version: int
     settings: BuildSettings
     rollback_of: uuid.UUID | None = None
+    artifact_of: uuid.UUID | None = None
 
 
 class DeploymentBuilding(DeploymentEvent, frozen=True, kw_only=True):
@@ -185,6 +189,7 @@ def _(event: DeploymentCreated, _: None) -> Deployment:
         created=event.timestamp,
         updated=event.timestamp,
         rollback_of=event.rollback_of,
+        artifact_of=event.artifact_of or event.rollback_of or event.originator_id,
         actor=event.actor,
     )
 
@@ -326,6 +331,7 @@ def rollback(
             config_version=source.config_version,
             settings=source.settings,
             rollback_of=source.id,
+            artifact_of=source.artifact_of or source.id,
         )
     ]
 

@@ -60,6 +60,7 @@ class LogWriter:
         self.pending: list[tuple[int, str, str]] = []
         self._wake = asyncio.Event()
         self._closed = False
+        self._lock = asyncio.Lock()  # one commit of lines at a time, so they keep their order
         self._task = asyncio.create_task(self._run(), name=f"log-{deployment_id}")
 
     def write(self, stream: Stream, text: str) -> None:
@@ -82,7 +83,16 @@ class LogWriter:
             if self._closed and not self.pending:
                 return
 
+    async def flush(self) -> None:
+        """Wait until every line written so far is kept (before a status moves on, so that a
+        reader who sees the new status finds every line that led to it)."""
+        await self._flush()
+
     async def _flush(self, close: bool = False) -> None:
+        async with self._lock:
+            await self._commit(close)
+
+    async def _commit(self, close: bool) -> None:
         while self.pending or close:
             batch, self.pending = self.pending[:FLUSH_LINES], self.pending[FLUSH_LINES:]
             limit = self.o.build_limit if self.phase == "build" else self.o.runtime_limit
@@ -211,7 +221,7 @@ class Orchestrator:
                 await self.runner.stop(orphan)
 
     async def _serve_again(self, mode: str, found: domain.Deployment, writer: LogWriter) -> Instance:
-        artifact = self.runner.artifact(encode_id("dep", found.id))
+        artifact = self.runner.artifact(encode_id("dep", found.artifact_of or found.id))
         if artifact is None:
             raise RunnerError("artifact_gone", "The built artifact is gone.")
         spec = await self._spec(mode, found)
@@ -283,7 +293,7 @@ class Orchestrator:
             spec = await self._spec(mode, found)
             if found.rollback_of is not None:
                 source = encode_id("dep", found.rollback_of)
-                artifact = self.runner.artifact(source)
+                artifact = self.runner.artifact(encode_id("dep", found.artifact_of or found.rollback_of))
                 if artifact is None:
                     raise RunnerError(
                         "artifact_gone", f"The artifact of {source} is gone: deploy its sha again."
@@ -294,6 +304,7 @@ class Orchestrator:
                 workspace = await self.runner.prepare(spec, writer.write)
                 await ask(h.MarkBuilding(**report, sha=workspace.sha))
                 artifact = await self.runner.build(workspace, writer.write)
+            await writer.flush()  # the build's lines before the app's
             await ask(h.MarkDeploying(**report))
             runtime = LogWriter(self, mode, deployment_id, "runtime")
             writer.system("Starting the app.")
@@ -303,11 +314,13 @@ class Orchestrator:
             if now is None or now.status != "deploying":
                 raise asyncio.CancelledError
             url = await self.runner.switch(instance)
-            await ask(h.MarkReady(**report, url=url))
             writer.system(f"Ready: serving {found.env_name} at {url}.")
+            await writer.flush()
+            await ask(h.MarkReady(**report, url=url))
         except RunnerError as exc:
             writer.system(f"Failed: {exc.reason}")
             await self._stop(instance, runtime)
+            await writer.flush()
             await self._report_failure(mode, deployment_id, exc.code, exc.reason)
             instance = None
         except (DomainError, RemoteError) as exc:
@@ -316,6 +329,7 @@ class Orchestrator:
             instance = None
             if isinstance(exc, RemoteError):
                 writer.system(f"Failed: {exc.error.message}")
+                await writer.flush()
                 await self._report_failure(mode, deployment_id, exc.error.code, exc.error.message)
         except asyncio.CancelledError:
             await self._stop(instance, runtime)
@@ -329,6 +343,8 @@ class Orchestrator:
             log.exception("deployment %s failed unexpectedly", public)
             await self._stop(instance, runtime)
             instance = None
+            writer.system("Failed: an internal error (the service's log has the details).")
+            await writer.flush()
             await self._report_failure(
                 mode, deployment_id, "internal_error", f"Internal error ({type(exc).__name__})."
             )

@@ -1,10 +1,4 @@
-"""The success envelope `{"data", "meta", "error": null}` and its typed variants for OpenAPI.
-
-Also the shapes replies are shown in where they differ from the bus's: build settings show all
-four keys, `null` when unset (`BuildView`), whereas the contract's `BuildSettings` leaves unset
-ones out. Routes ask the bus to decode replies straight into these (`Bus.call(returns=…)`), so
-showing them costs no copy.
-"""
+"""The success envelope `{"data", "meta", "error": null}` and its typed variants for OpenAPI."""
 
 from __future__ import annotations
 
@@ -20,7 +14,7 @@ from litestar.types import Scope as ASGIScope
 from stratus_contracts.auth import Scope
 from stratus_contracts.events import Mode
 from stratus_contracts.identity import KeyView, MemberView
-from stratus_contracts.projects import Project, ProjectMember, ProjectPage
+from stratus_contracts.projects import Project, ProjectMember
 from stratus_telemetry import request_id_var
 
 # Scope key: (name, value) header pairs that the outer middleware adds to the response, whoever
@@ -38,31 +32,14 @@ class ListMeta(msgspec.Struct, kw_only=True):
     next_cursor: str | None
 
 
-class BuildView(msgspec.Struct, frozen=True, kw_only=True):
-    """Build settings as the API shows them: every key, `null` when not set."""
-
-    repo_url: str | None = None
-    build_command: str | None = None
-    start_command: str | None = None
-    health_check_path: str | None = None
-
-
-class ProjectView(Project, frozen=True, kw_only=True):
-    build: BuildView = msgspec.field(default_factory=BuildView)
-
-
-class ProjectPageView(ProjectPage, frozen=True, kw_only=True):
-    data: list[ProjectView]
-
-
 class ProjectEnvelope(msgspec.Struct, kw_only=True):
-    data: ProjectView
+    data: Project
     meta: Meta
     error: None = None
 
 
 class ProjectListEnvelope(msgspec.Struct, kw_only=True):
-    data: list[ProjectView]
+    data: list[Project]
     meta: ListMeta
     error: None = None
 

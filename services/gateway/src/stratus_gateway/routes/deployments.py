@@ -51,19 +51,22 @@ class DeploymentCreate(msgspec.Struct, forbid_unknown_fields=True, kw_only=True)
     env: Annotated[
         str, msgspec.Meta(min_length=1, max_length=64, description="An environment's name or id (`env_…`).")
     ] = "production"
-    ref: Annotated[
-        str | None,
-        msgspec.Meta(
-            min_length=1,
-            max_length=255,
-            pattern=r"^[^\s~^:?*\[\\]+$",
-            description="A branch or tag; without it or `sha`, the repository's default branch.",
-        ),
-    ] = None
-    sha: Annotated[
-        str | None,
-        msgspec.Meta(pattern=r"^[0-9a-f]{7,40}$", description="A commit (7–40 hex digits)."),
-    ] = None
+    ref: (
+        Annotated[
+            str,
+            msgspec.Meta(
+                min_length=1,
+                max_length=255,
+                pattern=r"^[^\s~^:?*\[\\]+$",
+                description="A branch or tag; without it or `sha`, the repository's default branch.",
+            ),
+        ]
+        | None
+    ) = None
+    sha: (
+        Annotated[str, msgspec.Meta(pattern=r"^[0-9a-f]{7,40}$", description="A commit (7–40 hex digits).")]
+        | None
+    ) = None
 
 
 class DeploymentEnvelope(msgspec.Struct, kw_only=True):

@@ -4,8 +4,7 @@ update, delete).
 The projects service decides who sees what, as for projects: a key restricted to `project_ids`
 or `environments` (names), or bound to a member without a role on the project, gets 404 for
 anything outside; member roles gate writes (403 `insufficient_role`). A project made before
-environments existed gets `production` and `staging` on its first environment access. Replies
-are decoded as `EnvironmentView`s, which show every build override (null when unset).
+environments existed gets `production` and `staging` on its first environment access.
 """
 
 from __future__ import annotations
@@ -20,7 +19,7 @@ from stratus_bus import Bus
 from stratus_contracts import envs as c
 from stratus_gateway.auth import caller
 from stratus_gateway.env_schemas import EnvCreate, EnvReplace, EnvUpdate, overrides
-from stratus_gateway.envelope import BuildView, ListMeta, Meta, meta, ok
+from stratus_gateway.envelope import ListMeta, Meta, meta, ok
 from stratus_gateway.openapi_docs import problems
 from stratus_gateway.preconditions import ETAG_HEADER, PRECONDITION_CODES, IfMatch, etag, parse_if_match
 from stratus_gateway.routes.params import Cursor, Limit
@@ -31,22 +30,14 @@ ProjectId = Annotated[str, PathParameter(description="The project's id, `prj_…
 EnvId = Annotated[str, PathParameter(description="The environment's id, `env_…`.", max_length=64)]
 
 
-class EnvironmentView(c.Environment, frozen=True, kw_only=True):
-    build: BuildView = msgspec.field(default_factory=BuildView)  # the overrides, every key
-
-
-class EnvironmentPageView(c.EnvironmentPage, frozen=True, kw_only=True):
-    data: list[EnvironmentView]
-
-
 class EnvEnvelope(msgspec.Struct, kw_only=True):
-    data: EnvironmentView
+    data: c.Environment
     meta: Meta
     error: None = None
 
 
 class EnvListEnvelope(msgspec.Struct, kw_only=True):
-    data: list[EnvironmentView]
+    data: list[c.Environment]
     meta: ListMeta
     error: None = None
 
@@ -74,7 +65,7 @@ class ProjectEnvController(Controller):
         cursor: Cursor = None,
     ) -> Response[EnvListEnvelope]:
         q = c.ListEnvironments(caller=caller(request), project_id=project_id, limit=limit, cursor=cursor)
-        page = await _bus(request).call(q, returns=EnvironmentPageView)
+        page = await _bus(request).call(q)
         list_meta = ListMeta(
             request_id=meta().request_id, has_more=page.has_more, next_cursor=page.next_cursor
         )
@@ -107,7 +98,7 @@ class ProjectEnvController(Controller):
             auto_deploy=data.auto_deploy,
             build=overrides(data.build),
         )
-        env = await _bus(request).call(cmd, returns=EnvironmentView)
+        env = await _bus(request).call(cmd)
         return ok(
             EnvEnvelope(data=env, meta=meta()),
             status=201,
@@ -128,7 +119,7 @@ class EnvController(Controller):
     )
     async def get_env(self, request: Req, env_id: EnvId) -> Response[EnvEnvelope]:
         q = c.GetEnvironment(caller=caller(request), env_id=env_id)
-        env = await _bus(request).call(q, returns=EnvironmentView)
+        env = await _bus(request).call(q)
         return ok(EnvEnvelope(data=env, meta=meta()), headers=etag(env.version))
 
     @put(
@@ -162,7 +153,7 @@ class EnvController(Controller):
             build=overrides(data.build),
             expected_version=parse_if_match(if_match).version,
         )
-        env = await _bus(request).call(cmd, returns=EnvironmentView)
+        env = await _bus(request).call(cmd)
         return ok(EnvEnvelope(data=env, meta=meta()), headers=etag(env.version))
 
     @patch(
@@ -195,7 +186,7 @@ class EnvController(Controller):
             **build_changes(data.build),
             expected_version=parse_if_match(if_match).version,
         )
-        env = await _bus(request).call(cmd, returns=EnvironmentView)
+        env = await _bus(request).call(cmd)
         return ok(EnvEnvelope(data=env, meta=meta()), headers=etag(env.version))
 
     @delete(
@@ -213,5 +204,5 @@ class EnvController(Controller):
         cmd = c.DeleteEnvironment(
             caller=caller(request), env_id=env_id, expected_version=parse_if_match(if_match).version
         )
-        env = await _bus(request).call(cmd, returns=EnvironmentView)
+        env = await _bus(request).call(cmd)
         return ok(EnvEnvelope(data=env, meta=meta()), headers=etag(env.version))

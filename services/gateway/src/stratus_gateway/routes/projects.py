@@ -2,8 +2,7 @@
 
 The projects service decides who sees what: a key restricted to `project_ids`, or bound to a
 member, sees only its projects (others are 404) and member roles gate writes (403
-`insufficient_role`). The gateway has checked the route's scope already. Replies are decoded
-as `ProjectView`s, which show every build setting (null when unset).
+`insufficient_role`). The gateway has checked the route's scope already.
 """
 
 from __future__ import annotations
@@ -20,8 +19,6 @@ from stratus_gateway.envelope import (
     ListMeta,
     ProjectEnvelope,
     ProjectListEnvelope,
-    ProjectPageView,
-    ProjectView,
     meta,
     ok,
 )
@@ -52,7 +49,7 @@ class ProjectController(Controller):
     )
     async def create(self, request: Req, data: JSONBody[ProjectCreate]) -> Response[ProjectEnvelope]:
         cmd = c.CreateProject(caller=caller(request), name=data.name, description=data.description)
-        project = await _bus(request).call(cmd, returns=ProjectView)
+        project = await _bus(request).call(cmd)
         return ok(
             ProjectEnvelope(data=project, meta=meta()),
             status=201,
@@ -86,7 +83,7 @@ class ProjectController(Controller):
         q = c.ListProjects(
             caller=caller(request), limit=limit, cursor=cursor, sort=sort, name=name, owner=owner
         )
-        page = await _bus(request).call(q, returns=ProjectPageView)
+        page = await _bus(request).call(q)
         list_meta = ListMeta(
             request_id=meta().request_id, has_more=page.has_more, next_cursor=page.next_cursor
         )
@@ -101,7 +98,7 @@ class ProjectController(Controller):
     )
     async def get_project(self, request: Req, project_id: ProjectId) -> Response[ProjectEnvelope]:
         q = c.GetProject(caller=caller(request), project_id=project_id)
-        project = await _bus(request).call(q, returns=ProjectView)
+        project = await _bus(request).call(q)
         return ok(ProjectEnvelope(data=project, meta=meta()), headers=etag(project.version))
 
     @patch(
@@ -131,7 +128,7 @@ class ProjectController(Controller):
             **build_changes(data.build),
             expected_version=parse_if_match(if_match).version,
         )
-        project = await _bus(request).call(cmd, returns=ProjectView)
+        project = await _bus(request).call(cmd)
         return ok(ProjectEnvelope(data=project, meta=meta()), headers=etag(project.version))
 
     @delete(
@@ -150,5 +147,5 @@ class ProjectController(Controller):
         cmd = c.DeleteProject(
             caller=caller(request), project_id=project_id, expected_version=parse_if_match(if_match).version
         )
-        project = await _bus(request).call(cmd, returns=ProjectView)
+        project = await _bus(request).call(cmd)
         return ok(ProjectEnvelope(data=project, meta=meta()), headers=etag(project.version))

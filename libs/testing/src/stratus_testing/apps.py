@@ -1,4 +1,4 @@
-"""A user's app for deployment tests: git repositories with a tiny HTTP server and its build.
+"""A user's app for deployment tests and the bench: git repositories with a tiny HTTP server.
 
 `make_repo(path)` makes a repository on branch `main` whose build (`BUILD_COMMAND`) prints a few
 lines on stdout and stderr and writes `build-info.txt`, and whose app (`START_COMMAND`, stdlib
