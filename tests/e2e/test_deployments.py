@@ -391,3 +391,33 @@ def test_other_tenants_see_nothing(stack: Stack, client: httpx.Client, tmp_path:
             assert other.get("/v1/deployments").json()["data"] == []
             problem(other.post("/v1/deployments", json={"project": project["id"]}), 404, "project_not_found")
     settled(client, mine["id"])
+
+
+def test_a_restarted_stack_serves_its_environments_again(
+    stack: Stack, client: httpx.Client, tmp_path: Path
+) -> None:
+    """Last in this module: it stops and starts the module's stack. A clean stop stops the apps
+    (nothing is left running); the next start serves each environment again at the same URL."""
+    repo = apps.make_repo(tmp_path / "app")
+    project = project_with_repo(client, "deploy-restarted", repo)
+    done = settled(client, deploy(client, project["id"])["id"])
+    assert done["status"] == "ready", done
+    assert "version=v1" in fetch(done["url"]).text
+
+    stack.stop()
+    with pytest.raises(httpx.TransportError):
+        fetch(done["url"])
+    assert not list((stack.data_dir / "runner" / "instances").glob("*.json")), "an app outlived the stack"
+
+    stack.start()
+    served = wait_for(lambda: _served(done["url"]), 60, "the environment to be served again")
+    assert "version=v1" in served
+    assert get(client, done["id"])["status"] == "ready"
+
+
+def _served(url: str) -> str | None:
+    try:
+        response = fetch(url)
+    except httpx.TransportError:
+        return None
+    return response.text if response.status_code == 200 else None

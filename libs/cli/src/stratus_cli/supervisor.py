@@ -26,6 +26,7 @@ from stratus_cli.config import Settings, from_env
 from stratus_contracts import keys, services, subjects
 from stratus_contracts.identity import BootstrapResult
 from stratus_contracts.reply import Ping, Pong
+from stratus_deployments.runner import local as runner
 from stratus_telemetry import configure_logging
 
 log = logging.getLogger("stratus.supervisor")
@@ -141,6 +142,10 @@ class Supervisor:
         await asyncio.gather(*self.tasks, return_exceptions=True)
         # Services drain their in-flight work over the bus, so the bus goes last.
         await asyncio.gather(*(child.stop() for child in self.services.values()))
+        # The deployments service stops the apps it serves on a clean stop; this catches any a
+        # stop caught half-way (or a service killed after its grace), so none outlives the stack.
+        if left := await runner.stop_all(self.data_dir / "runner"):
+            log.warning(f"stopped {left} deployed app(s) left running", extra={"apps": left})
         if self.nats is not None:
             await self.nats.stop()
         info = stackfile.read_stack(self.data_dir)

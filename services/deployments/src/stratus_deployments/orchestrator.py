@@ -8,8 +8,9 @@ in all, and keeps each deployment's log lines, batched, through `AppendLog`.
 
 On start-up it asks the runner what survived the previous process (`recover`): a deployment
 that was building or deploying is queued again (or failed after `domain.MAX_ATTEMPTS`), an app
-that still runs is adopted, and one that died is started again from its artifact. So a `kill -9`
-of the service never leaves a deployment `building` for good.
+that still runs is adopted, and one that is not running is started again from its artifact. So a
+`kill -9` of the service never leaves a deployment `building` for good. A clean stop (SIGTERM)
+stops the apps it serves; a crash leaves them running.
 """
 
 from __future__ import annotations
@@ -181,9 +182,15 @@ class Orchestrator:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
-            for _, _, writer in list(self.serving.values()):
-                with contextlib.suppress(Exception):
-                    await writer.close()
+            # A clean stop stops the apps too: their environments' proxies stop with this process
+            # anyway, and the next start serves them again from their artifacts. (After a crash
+            # they keep running, and the next start adopts them.)
+            for _, instance, writer in list(self.serving.values()):
+                await self._stop(instance, writer)
+            # …and any the stop caught half-way (an app being started again when it came).
+            with contextlib.suppress(Exception):
+                for left in await self.runner.recover():
+                    await self.runner.stop(left)
             await self.runner.close()
 
     async def _recover(self) -> None:

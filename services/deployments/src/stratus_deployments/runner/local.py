@@ -595,6 +595,20 @@ def _seconds(name: str, default: float) -> float:
     return value
 
 
+async def stop_all(root: Path, grace: float = 10.0) -> int:
+    """Stop every app a local runner under `root` left running (the stack that owns it is
+    stopping for good); how many were stopped. Safe with no runner there, and never kills a
+    process whose pid was reused since."""
+    stopped = 0
+    for path in sorted((root / "instances").glob("*.json")):
+        record = _read_json(path)
+        if record is not None and procs.alive(int(record["pid"]), record.get("identity")):
+            await procs.terminate_group(int(record["pgid"]), grace)
+            stopped += 1
+        path.unlink(missing_ok=True)
+    return stopped
+
+
 def _read_json(path: Path) -> dict[str, Any] | None:
     try:
         return json.loads(path.read_text())
