@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 import uuid
 from dataclasses import dataclass
 from itertools import combinations
@@ -26,6 +27,7 @@ DUMMY = {
     "key": "SOME_KEY",  # a variable's key
     "number": "1",  # a config version
     "deployment_id": "dep_" + "a" * 26,
+    "event_id": "evt_" + "a" * 26,
 }
 
 
@@ -76,12 +78,18 @@ def tenant_a(stack: Stack) -> Tenant:
         made = a.post("/v1/deployments", json={"project": project, "env": "staging"})
         assert made.status_code == 202, made.text
         deployment = made.json()["data"]["id"]
+        deadline = time.monotonic() + 20
+        while not (feed := a.get("/v1/events", params={"project": project}).json()["data"]):
+            assert time.monotonic() < deadline, "the project's events never reached the feed"
+            time.sleep(0.05)
+        event = feed[-1]["id"]
     ids = {
         "project_id": project,
         "member_id": member,
         "key_id": key,
         "env_id": env,
         "deployment_id": deployment,
+        "event_id": event,
     }
     return Tenant(stack.live_key, stack.test_key, ids)
 

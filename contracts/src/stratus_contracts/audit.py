@@ -1,4 +1,10 @@
-"""Audit service messages: the audit-log query, the audit event it returns, and its rebuild."""
+"""Audit service messages: the audit-log query and the audit event it returns, the event feed
+(every public event of an account and mode, as published), and the rebuild.
+
+The audit service keeps the history of the `EVENTS` stream: the audit log is the part of it that
+is audit-relevant, shown as `audit_event`s; the event feed (`GET /v1/events`) is all of it, as
+the events themselves.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +14,7 @@ from typing import Annotated, Any, ClassVar, Literal, TypeVar
 import msgspec
 
 from stratus_contracts.auth import Caller
-from stratus_contracts.events import Mode
+from stratus_contracts.events import Event, Mode
 from stratus_contracts.messages import Command, Query
 from stratus_contracts.reply import RebuildResult
 
@@ -86,6 +92,40 @@ class ListAuditEvents(AuditQuery[AuditPage], frozen=True, kw_only=True):
     resource: str | None = None
     created_gte: datetime | None = None
     created_lt: datetime | None = None
+
+
+class EventPage(msgspec.Struct, frozen=True, kw_only=True):
+    data: list[Event[dict[str, Any]]]
+    has_more: bool
+    next_cursor: str | None = None
+    last_id: str | None = None  # the newest event's id in this page (the SSE resume point)
+
+
+class ListEvents(AuditQuery[EventPage], frozen=True, kw_only=True):
+    """The account's events in the caller's mode: newest first, or with `after` (an event id) the
+    ones published after it, oldest first (a live feed's next page). `type` is an exact type or
+    a prefix ending in `.` or `*`; `project` keeps a project's events; `created_gte <= created <
+    created_lt`. A key restricted to projects sees only their events."""
+
+    caller: Caller
+    limit: Limit = 20
+    cursor: str | None = None
+    after: str | None = None
+    type: str | None = None
+    project: str | None = None
+    created_gte: datetime | None = None
+    created_lt: datetime | None = None
+
+
+class GetEvent(AuditQuery[Event[dict[str, Any]]], frozen=True, kw_only=True):
+    caller: Caller
+    event_id: str
+
+
+def events_subject(mode: str, account: str) -> str:
+    """Core NATS subject on which the audit service says "new events" for one account and mode
+    once it has stored them (no data: a follower reads them with `ListEvents`)."""
+    return f"sig.audit.events.{mode}.{account}"
 
 
 class RebuildReadModels(AuditCommand[RebuildResult], frozen=True, kw_only=True):

@@ -195,6 +195,12 @@ CATALOGUE: dict[str, ErrorSpec] = {
         "Master key mismatch",
         "The replica that answered holds another master key than the one the rotation expects: restart every replica with the new key first, then rotate again.",
     ),
+    # events
+    "event_not_found": ErrorSpec(
+        404,
+        "Event not found",
+        "No event with this id exists in this account and mode (or it is older than the stream keeps).",
+    ),
     # deployments
     "deployment_not_found": ErrorSpec(
         404, "Deployment not found", "No deployment with this id exists in this account and mode."

@@ -1,12 +1,14 @@
-"""The audit consumer: JetStream `EVENTS` → the audit read models, through the durable consumer
-`audit` (the kit's pull consumer).
+"""The audit consumer: JetStream `EVENTS` → the audit read models (the event feed and the audit
+log), through the durable consumer `audit` (the kit's pull consumer).
 
 Each fetched batch is written to the read models in one transaction per mode file, and only then
 acked: a crash in between redelivers the batch, and the event id (the primary key) makes the
 second write a no-op. On start the consumer is reconciled with the read models: when the durable
 consumer has acked past what they hold (a file was deleted or lost), it is recreated to start
 after their position, so they re-read the stream; a recreated `EVENTS` stream (new creation
-time) is re-read from its start. The stream's retention is the limit.
+time) is re-read from its start. The stream's retention is the limit. After each batch is
+stored, a core NATS signal per account and mode in it (`events_subject`) wakes the gateway's live
+feeds, which then read what is new.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from nats.aio.msg import Msg
 from stratus_audit.read_model import AuditReadModel, Row, to_row
 from stratus_bus import Bus
 from stratus_contracts import subjects
-from stratus_contracts.audit import CONSUMER, is_audited
+from stratus_contracts.audit import CONSUMER, events_subject, is_audited
 from stratus_contracts.events import Event
 from stratus_kit import Consumer, Local
 
@@ -73,7 +75,8 @@ class AuditConsumer(Consumer):
         await super().ensure()
 
     def rows(self, msgs: list[Msg]) -> tuple[dict[str, list[Row]], int]:
-        """The audit rows of a batch, by mode, and the highest stream sequence in it."""
+        """The rows of a batch (every event, marked whether it is audited), by mode, and the
+        highest stream sequence in it."""
         rows: dict[str, list[Row]] = {mode: [] for mode in self.models}
         position = 0
         for msg in msgs:
@@ -85,8 +88,8 @@ class AuditConsumer(Consumer):
                 # Not a public event: nothing to audit, and redelivering it would not help.
                 log.warning("skipping an undecodable message", extra={"subject": msg.subject, "seq": seq})
                 continue
-            if is_audited(event.type) and event.mode in rows:
-                rows[event.mode].append(to_row(event, seq))
+            if event.mode in rows:
+                rows[event.mode].append(to_row(event, seq, audited=is_audited(event.type)))
         return rows, position
 
     def write(self, rows: dict[str, list[Row]], position: int) -> int:
@@ -95,6 +98,9 @@ class AuditConsumer(Consumer):
     async def _handle(self, msgs: list[Msg]) -> list[bool]:
         rows, position = self.rows(msgs)
         await asyncio.to_thread(self.write, rows, position)
+        for mode, account in {(mode, row.account) for mode, batch in rows.items() for row in batch}:
+            with contextlib.suppress(Exception):  # a missed signal only delays a follower's poll
+                await self.bus.nc.publish(events_subject(mode, account), b"")
         return [True] * len(msgs)
 
     async def caught_up(self, target: int, timeout: float) -> None:

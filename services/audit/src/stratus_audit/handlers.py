@@ -1,5 +1,5 @@
-"""Audit handlers: the list query reads the caller's mode's read model (a worker thread runs it);
-the rebuild waits on the stream, so it runs on the event loop."""
+"""Audit handlers: the audit-log and event-feed queries read the caller's mode's read model (a
+worker thread runs them); the rebuild waits on the stream, so it runs on the event loop."""
 
 from __future__ import annotations
 
@@ -21,10 +21,22 @@ def list_audit_events(q: c.ListAuditEvents, state: State, now: datetime) -> Deci
     return (), state.read_model("audit").list(q)
 
 
+def list_events(q: c.ListEvents, state: State, now: datetime) -> Decision:
+    return (), state.read_model("audit").events(q)
+
+
+def get_event(q: c.GetEvent, state: State, now: datetime) -> Decision:
+    return (), state.read_model("audit").event(q)
+
+
 async def rebuild(cmd: c.RebuildReadModels, local: Local) -> RebuildResult:
     consumer = local.consumers[c.CONSUMER]
     assert isinstance(consumer, AuditConsumer)
     return RebuildResult(modes=await consumer.rebuild(rebuild_timeout()))
 
 
-HANDLERS: dict[type, Handler] = {c.ListAuditEvents: list_audit_events}
+HANDLERS: dict[type, Handler] = {
+    c.ListAuditEvents: list_audit_events,
+    c.ListEvents: list_events,
+    c.GetEvent: get_event,
+}

@@ -1,4 +1,5 @@
-"""The audit read model: one SQLite file per mode with one row per audit-relevant public event.
+"""The audit read model: one SQLite file per mode with every public event of the stream
+(`events`, the event feed) and a row for each audit-relevant one (`audit_events`, the audit log).
 
 Rows come only from the JetStream stream `EVENTS` (see `consumers.py`); the event id is the
 primary key, so a redelivered or re-published event is written once. Each file also records the
@@ -20,7 +21,18 @@ from typing import Any, NamedTuple
 import msgspec
 
 from stratus_contracts import cursors
-from stratus_contracts.audit import AuditActor, AuditEvent, AuditPage, AuditResource, ListAuditEvents
+from stratus_contracts.audit import (
+    AuditActor,
+    AuditEvent,
+    AuditPage,
+    AuditResource,
+    EventPage,
+    GetEvent,
+    ListAuditEvents,
+    ListEvents,
+)
+from stratus_contracts.auth import Caller
+from stratus_contracts.errors import DomainError
 from stratus_contracts.events import Event, Mode
 
 SCHEMA = """
@@ -50,6 +62,17 @@ CREATE TABLE IF NOT EXISTS audit_refs (
     event_id TEXT NOT NULL,
     PRIMARY KEY (ref, event_id)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS events (
+    id TEXT PRIMARY KEY,
+    account TEXT NOT NULL,
+    type TEXT NOT NULL,
+    project_id TEXT,
+    environment TEXT,
+    created TEXT NOT NULL,
+    stream_seq INTEGER NOT NULL,
+    event TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS events_account_seq ON events (account, stream_seq);
 CREATE TABLE IF NOT EXISTS read_model_position (
     id INTEGER PRIMARY KEY CHECK (id = 1),
     position INTEGER NOT NULL,
@@ -57,7 +80,7 @@ CREATE TABLE IF NOT EXISTS read_model_position (
 );
 INSERT OR IGNORE INTO read_model_position (id, position) VALUES (1, 0);
 """
-_TABLES = ("audit_events", "audit_refs", "read_model_position")
+_TABLES = ("audit_events", "audit_refs", "events", "read_model_position")
 
 # Fields that must never reach the audit log, whatever an event carries (removed at any depth).
 REDACTED = frozenset({"secret", "secret_hash", "token", "value", "password", "private_key"})
@@ -101,9 +124,11 @@ class Row(NamedTuple):
     stream_seq: int
     event: bytes
     refs: tuple[str, ...]
+    audited: bool = True  # in the audit log too, not only in the event feed
 
 
-_COLUMNS = Row._fields[:-1]  # refs live in their own table
+_COLUMNS = Row._fields[:16]  # refs live in their own table
+_EVENT_COLUMNS = ("id", "account", "type", "project_id", "environment", "created", "stream_seq", "event")
 
 
 def redact(value: Any) -> Any:
@@ -151,8 +176,8 @@ def _project(event: Event) -> str | None:
     return None
 
 
-def to_row(event: Event, stream_seq: int) -> Row:
-    """The row of one public event (`data` already stripped of secret fields)."""
+def to_row(event: Event, stream_seq: int, audited: bool = True) -> Row:
+    """The row of one public event (`data` stripped of secret fields)."""
     event = msgspec.structs.replace(event, data=redact(event.data))
     resource_type, resource_id = _resource(event)
     actor = event.actor
@@ -178,6 +203,7 @@ def to_row(event: Event, stream_seq: int) -> Row:
         stream_seq=stream_seq,
         event=_json.encode(event),
         refs=refs,
+        audited=audited,
     )
 
 
@@ -196,7 +222,12 @@ class AuditReadModel:
         self._db.execute("PRAGMA journal_mode=WAL")
         # The consumer acks a message once its row is committed: commits must survive a crash.
         self._db.execute("PRAGMA synchronous=FULL")
+        had_feed = self._db.execute("SELECT 1 FROM sqlite_master WHERE name = 'events'").fetchone()
         self._db.executescript(SCHEMA)
+        if not had_feed:
+            # A file from before the event feed: read the stream again to fill it (event ids make
+            # the audit rows already there no-ops).
+            self._db.execute("UPDATE read_model_position SET position = 0 WHERE id = 1")
 
     def position(self) -> int:
         """The highest stream sequence this read model has handled (0: it has seen nothing)."""
@@ -217,6 +248,22 @@ class AuditReadModel:
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 for row in rows:
+                    self._db.execute(
+                        f"INSERT OR IGNORE INTO events ({', '.join(_EVENT_COLUMNS)})"  # noqa: S608
+                        f" VALUES ({', '.join('?' * len(_EVENT_COLUMNS))})",
+                        (
+                            row.id,
+                            row.account,
+                            row.type,
+                            row.project_id,
+                            row.environment,
+                            row.created,
+                            row.stream_seq,
+                            row.event,
+                        ),
+                    )
+                    if not row.audited:
+                        continue
                     cursor = self._db.execute(
                         f"INSERT OR IGNORE INTO audit_events ({', '.join(_COLUMNS)})"  # noqa: S608
                         f" VALUES ({', '.join('?' * len(_COLUMNS))})",
@@ -266,6 +313,12 @@ class AuditReadModel:
 
     def list(self, q: ListAuditEvents) -> AuditPage:
         return page(self.query(*list_sql(q)), q)
+
+    def events(self, q: ListEvents) -> EventPage:
+        return feed(self, q)
+
+    def event(self, q: GetEvent) -> Event[dict[str, Any]]:
+        return one_event(self, q)
 
     def close(self) -> None:
         with self._lock:  # a write still running in a worker thread finishes first
@@ -370,3 +423,98 @@ def page(rows: list[sqlite3.Row], q: ListAuditEvents) -> AuditPage:
     return AuditPage(
         data=[to_audit_event(r["event"]) for r in rows], has_more=has_more, next_cursor=next_cursor
     )
+
+
+# -- the event feed -----------------------------------------------------------------------------
+
+_FEED_TAG = "events"
+
+
+def _restricted(caller: Caller, where: list[str], params: list[object]) -> None:
+    # As the audit log: a key restricted to projects or environments sees only the events of
+    # projects it may see, never account-wide ones.
+    if caller.project_ids is not None or caller.environments is not None:
+        where.append("project_id IS NOT NULL")
+        if caller.project_ids is not None:
+            where.append(f"project_id IN ({_placeholders(caller.project_ids)})")
+            params += caller.project_ids
+        if caller.environments is not None:
+            where.append(f"(environment IS NULL OR environment IN ({_placeholders(caller.environments)}))")
+            params += caller.environments
+
+
+def feed_sql(q: ListEvents, after_seq: int | None) -> tuple[str, list[object]]:
+    caller = q.caller
+    where = ["account = ?"]
+    params: list[object] = [caller.account_id]
+    _restricted(caller, where, params)
+    if q.type is not None:
+        prefix = q.type.removesuffix("*")
+        if q.type.endswith(("*", ".")):
+            where.append("substr(type, 1, ?) = ?")
+            params += [len(prefix), prefix]
+        else:
+            where.append("type = ?")
+            params.append(q.type)
+    if q.project is not None:
+        where.append("project_id = ?")
+        params.append(q.project)
+    if q.created_gte is not None:
+        where.append("created >= ?")
+        params.append(ts(q.created_gte))
+    if q.created_lt is not None:
+        where.append("created < ?")
+        params.append(ts(q.created_lt))
+    if after_seq is not None:
+        where.append("stream_seq > ?")
+        params.append(after_seq)
+        order = "ASC"
+    else:
+        order = "DESC"
+        if q.cursor:
+            (before,) = cursors.decode(q.cursor, _FEED_TAG, 1)
+            where.append("stream_seq < ?")
+            params.append(int(before) if before.isdigit() else 0)
+    sql = (
+        f"SELECT stream_seq, event FROM events WHERE {' AND '.join(where)}"  # noqa: S608 - constants
+        f" ORDER BY stream_seq {order} LIMIT ?"
+    )
+    params.append(q.limit + 1)
+    return sql, params
+
+
+_feed_decoder = msgspec.json.Decoder(Event[dict[str, Any]])
+
+
+def event_seq(model: AuditReadModel, caller: Caller, event_id: str) -> int | None:
+    rows = model.query(
+        "SELECT stream_seq FROM events WHERE id = ? AND account = ?", (event_id, caller.account_id)
+    )
+    return rows[0][0] if rows else None
+
+
+def feed(model: AuditReadModel, q: ListEvents) -> EventPage:
+    after_seq = None
+    if q.after is not None:
+        after_seq = event_seq(model, q.caller, q.after)
+        if after_seq is None:
+            raise DomainError("event_not_found", f"No event {q.after!r} in this account to resume after.")
+    rows = model.query(*feed_sql(q, after_seq))
+    has_more = len(rows) > q.limit
+    rows = rows[: q.limit]
+    data = [_feed_decoder.decode(r["event"]) for r in rows]
+    next_cursor = (
+        cursors.encode(_FEED_TAG, str(rows[-1]["stream_seq"])) if has_more and after_seq is None else None
+    )
+    last = data[-1].id if data and after_seq is not None else (data[0].id if data else None)
+    return EventPage(data=data, has_more=has_more, next_cursor=next_cursor, last_id=last)
+
+
+def one_event(model: AuditReadModel, q: GetEvent) -> Event[dict[str, Any]]:
+    where = ["id = ?", "account = ?"]
+    params: list[object] = [q.event_id, q.caller.account_id]
+    _restricted(q.caller, where, params)
+    rows = model.query(f"SELECT event FROM events WHERE {' AND '.join(where)}", params)  # noqa: S608
+    if not rows:
+        raise DomainError("event_not_found", f"No event {q.event_id!r} in this account.")
+    return _feed_decoder.decode(rows[0]["event"])

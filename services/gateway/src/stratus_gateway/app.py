@@ -24,6 +24,7 @@ from stratus_gateway.routes.audit import AuditController
 from stratus_gateway.routes.deployments import DeploymentController
 from stratus_gateway.routes.env_vars import EnvVarController
 from stratus_gateway.routes.envs import EnvController, ProjectEnvController
+from stratus_gateway.routes.events import EventController
 from stratus_gateway.routes.keys import KeyController
 from stratus_gateway.routes.members import MemberController
 from stratus_gateway.routes.project_members import ProjectMemberController
@@ -90,6 +91,7 @@ def create_app(bus: Bus | None = None) -> Litestar:
                 EnvController,
                 EnvVarController,
                 DeploymentController,
+                EventController,
                 AuditController,
                 KeyController,
                 MemberController,
@@ -131,6 +133,7 @@ def create_app(bus: Bus | None = None) -> Litestar:
                 Tag(name="projects"),
                 Tag(name="environments"),
                 Tag(name="deployments"),
+                Tag(name="events"),
                 Tag(name="identity"),
                 Tag(name="audit"),
                 Tag(name="system"),
