@@ -1,0 +1,1 @@
+"""Webhooks: signed delivery of platform events to customer endpoints, behind an SSRF guard."""

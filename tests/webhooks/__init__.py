@@ -1,0 +1,1 @@
+"""Webhooks: signing and the SSRF guard, the pure parts of the webhooks service."""
