@@ -201,6 +201,11 @@ CATALOGUE: dict[str, ErrorSpec] = {
         "Event not found",
         "No event with this id exists in this account and mode (or it is older than the stream keeps).",
     ),
+    "event_type_not_found": ErrorSpec(
+        404,
+        "Event type not found",
+        "No event type has this name. `GET /v1/event-types` lists them (names such as `deployment.succeeded`).",
+    ),
     # deployments
     "deployment_not_found": ErrorSpec(
         404, "Deployment not found", "No deployment with this id exists in this account and mode."

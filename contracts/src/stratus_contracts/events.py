@@ -4,11 +4,13 @@ the catalogue of event types, each with the typed Struct its `data` carries.
 A contract module declares its service's event types with `event_type(...)`; the service's
 publisher builds events only through them, so every event on the stream has a catalogued type
 and `data` of its declared Struct. The catalogue is what the webhook catalogue (`GET
-/v1/event-types`) and an AsyncAPI document are generated from (`schema()`).
+/v1/event-types`, a standalone schema per type from `data_schema()`) and the AsyncAPI document
+(`stratus_contracts.asyncapi`) are generated from.
 """
 
 from __future__ import annotations
 
+import inspect
 from datetime import datetime
 from typing import Any, Generic, Literal, TypeVar
 
@@ -109,6 +111,34 @@ def schema() -> dict[str, Any]:
         },
         "components": components,
     }
+
+
+JSON_SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
+
+
+def data_schema(event_type: EventType[Any]) -> dict[str, Any]:
+    """JSON Schema of one type's `data` that stands alone (`GET /v1/event-types` serves each
+    type by itself): the Struct's own schema at the top, the Structs it refers to in `$defs`."""
+    (ref,), defs = msgspec.json.schema_components([event_type.data], ref_template="#/$defs/{name}")
+    root = defs[ref["$ref"].rsplit("/", 1)[-1]]
+    # The root leaves `$defs` unless something (itself, say) still refers to it by `$ref`.
+    rest = {name: d for name, d in defs.items() if d is not root}
+    if ref["$ref"].encode() in msgspec.json.encode([root, rest]):
+        rest = defs
+    return tidy({"$schema": JSON_SCHEMA_DIALECT, **root, **({"$defs": rest} if rest else {})})
+
+
+def tidy(schema: Any) -> Any:
+    """The schema with each `description` dedented: msgspec copies docstrings as written, with
+    the source's indentation after the first line."""
+    if isinstance(schema, dict):
+        return {
+            k: inspect.cleandoc(v) if k == "description" and isinstance(v, str) else tidy(v)
+            for k, v in schema.items()
+        }
+    if isinstance(schema, list):
+        return [tidy(v) for v in schema]
+    return schema
 
 
 def markdown() -> str:

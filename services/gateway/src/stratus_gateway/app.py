@@ -24,6 +24,7 @@ from stratus_gateway.routes.audit import AuditController
 from stratus_gateway.routes.deployments import DeploymentController
 from stratus_gateway.routes.env_vars import EnvVarController
 from stratus_gateway.routes.envs import EnvController, ProjectEnvController
+from stratus_gateway.routes.event_types import EventTypeController
 from stratus_gateway.routes.events import EventController
 from stratus_gateway.routes.keys import KeyController
 from stratus_gateway.routes.members import MemberController
@@ -92,6 +93,7 @@ def create_app(bus: Bus | None = None) -> Litestar:
                 EnvVarController,
                 DeploymentController,
                 EventController,
+                EventTypeController,
                 AuditController,
                 KeyController,
                 MemberController,
@@ -109,6 +111,7 @@ def create_app(bus: Bus | None = None) -> Litestar:
             system.readyz,
             system.explain_error,
             system.openapi_json,
+            system.asyncapi_json,
         ],
         lifespan=[lifespan],
         state=State({"bus": bus, "deprecations": deprecations}),

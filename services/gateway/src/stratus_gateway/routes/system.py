@@ -1,17 +1,20 @@
-"""Routes outside the resource model: `/v1/me`, health, readiness, error pages and the spec."""
+"""Routes outside the resource model: `/v1/me`, health, readiness, error pages and the specs
+(`/openapi.json`, `/asyncapi.json`)."""
 
 from __future__ import annotations
 
 import asyncio
+import functools
 from datetime import UTC, datetime
 from typing import Any
 
+import msgspec
 from litestar import MediaType, Request, Response, get
 from litestar.exceptions import NotFoundException
 from litestar.params import FromPath
 
 from stratus_bus import Bus, RemoteError, ServiceTimeout, ServiceUnavailable
-from stratus_contracts import services, subjects
+from stratus_contracts import asyncapi, services, subjects
 from stratus_contracts.errors import CATALOGUE
 from stratus_contracts.reply import Ping, Pong
 from stratus_gateway import idempotency
@@ -109,6 +112,18 @@ async def openapi_json(request: Req) -> Response[Any]:
         spec = document_headers(idempotency.document(document_scopes(app.openapi_schema.to_schema(), app)))
         app.state.openapi = document_deprecations(spec, app.state.deprecations)
     return Response(app.state.openapi, media_type="application/json")
+
+
+@functools.cache
+def _asyncapi() -> bytes:
+    # Generated from the contracts, which do not change while the process runs: encode it once.
+    return msgspec.json.encode(asyncapi.document())
+
+
+@get("/asyncapi.json", include_in_schema=False, security=[{}])
+async def asyncapi_json() -> Response[Any]:
+    """The AsyncAPI 3.0 document of the NATS subjects (events, commands, queries); docs/asyncapi.json."""
+    return Response(_asyncapi(), media_type="application/json")
 
 
 def document_scopes(spec: dict[str, Any], app: Any) -> dict[str, Any]:
