@@ -28,6 +28,7 @@ DUMMY = {
     "number": "1",  # a config version
     "deployment_id": "dep_" + "a" * 26,
     "event_id": "evt_" + "a" * 26,
+    "name": "no.such_type",  # an event type's name
 }
 
 

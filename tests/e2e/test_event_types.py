@@ -134,7 +134,7 @@ def test_the_catalogue_needs_read_scope(stack: Stack, live: httpx.Client, anon: 
 
 def test_the_routes_are_in_the_openapi_document(anon: httpx.Client) -> None:
     spec = anon.get("/openapi.json").json()
-    for path in ("/v1/event-types", "/v1/event-types/{key}"):
+    for path in ("/v1/event-types", "/v1/event-types/{name}"):
         op = spec["paths"][path]["get"]
         assert op["tags"] == ["events"]
         assert (op["x-required-scope"], op["x-tokens-allowed"]) == ("read", True)

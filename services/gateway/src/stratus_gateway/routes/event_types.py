@@ -19,9 +19,6 @@ from stratus_gateway.envelope import ListMeta, Meta, meta, ok
 from stratus_gateway.openapi_docs import problems
 from stratus_gateway.problems import ApiError
 
-# The path parameter is `key` (the catalogue's key), not `name`: the access-matrix test fills
-# every `/v1` path's parameters from its table of dummy values, and `key` is the one there that
-# fits (it has no `name`).
 TypeName = Annotated[
     str,
     PathParameter(description="The event type's name, e.g. `deployment.succeeded`.", max_length=100),
@@ -85,13 +82,13 @@ class EventTypeController(Controller):
         return ok(EventTypeListEnvelope(data=list(catalogue().values()), meta=list_meta))
 
     @get(
-        "/{key:str}",
+        "/{name:str}",
         operation_id="getEventType",
         summary="Get an event type",
         responses=problems("event_type_not_found", "insufficient_scope", "ip_not_allowed"),
     )
-    async def get_event_type(self, key: TypeName) -> Response[EventTypeEnvelope]:
-        found = catalogue().get(key)
+    async def get_event_type(self, name: TypeName) -> Response[EventTypeEnvelope]:
+        found = catalogue().get(name)
         if found is None:
-            raise ApiError("event_type_not_found", f"No event type is named {key!r}.")
+            raise ApiError("event_type_not_found", f"No event type is named {name!r}.")
         return ok(EventTypeEnvelope(data=found, meta=meta()))
