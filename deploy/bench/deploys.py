@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import http.client
 import os
+import signal
 import socket
 import statistics
 import subprocess
@@ -70,7 +71,8 @@ def by_hand(repo: Path, work: Path) -> float:
         _healthy(port, apps.HEALTH_PATH, time.monotonic() + 60)
         return time.perf_counter() - start
     finally:
-        app.terminate()
+        # The shell and the app it started: their own session, so the whole group.
+        os.killpg(app.pid, signal.SIGTERM)
         app.wait(10)
 
 
