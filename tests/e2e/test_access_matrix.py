@@ -29,6 +29,7 @@ DUMMY = {
     "deployment_id": "dep_" + "a" * 26,
     "event_id": "evt_" + "a" * 26,
     "name": "no.such_type",  # an event type's name
+    "webhook_id": "whk_" + "a" * 26,
 }
 
 
@@ -84,6 +85,9 @@ def tenant_a(stack: Stack) -> Tenant:
             assert time.monotonic() < deadline, "the project's events never reached the feed"
             time.sleep(0.05)
         event = feed[-1]["id"]
+        hook = a.post("/v1/webhooks", json={"url": "http://127.0.0.1:9/", "events": ["*"]})
+        assert hook.status_code == 201, hook.text
+        webhook = hook.json()["data"]["id"]
     ids = {
         "project_id": project,
         "member_id": member,
@@ -91,6 +95,7 @@ def tenant_a(stack: Stack) -> Tenant:
         "env_id": env,
         "deployment_id": deployment,
         "event_id": event,
+        "webhook_id": webhook,
     }
     return Tenant(stack.live_key, stack.test_key, ids)
 
@@ -160,6 +165,8 @@ def hostile_body(method: str, path: str) -> dict:
         return {"name": "pwned"} if path.startswith("/v1/keys") else {"description": "pwned"}
     if method == "PUT":
         return {"role": "owner"}
+    if path.endswith("/rotate-secret"):
+        return {"grace_seconds": 0}
     if method == "POST":
         return {"overlap_seconds": 0}
     return {}
@@ -203,6 +210,8 @@ def test_foreign_ids_are_404_and_untouched(
         ]
         assert [d["id"] for d in deployments] == [tenant_a.ids["deployment_id"]]  # no rollback made
         assert deployments[0]["status"] != "canceled"
+        hook = owner.get(f"/v1/webhooks/{tenant_a.ids['webhook_id']}").json()["data"]
+        assert (hook["description"], hook["version"]) == ("", 1)
         team = owner.get(f"/v1/projects/{tenant_a.ids['project_id']}/members").json()["data"]
         assert [(m["id"], m["role"]) for m in team] == [(tenant_a.ids["member_id"], "developer")]
 

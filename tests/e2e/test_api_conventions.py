@@ -65,6 +65,7 @@ def test_health_and_readiness_need_no_key(anon: httpx.Client) -> None:
         "identity": True,
         "projects": True,
         "deployments": True,
+        "webhooks": True,
         "audit": True,
     }
 

@@ -11,6 +11,7 @@ from stratus_contracts.events import EventType, catalogue, markdown, schema
 from stratus_deployments.views import PUBLISHER as DEPLOYMENTS
 from stratus_identity.views import PUBLISHER as IDENTITY
 from stratus_projects.bootstrap import SERVICE as PROJECTS
+from stratus_webhooks.views import PUBLISHER as WEBHOOKS
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "events.md"
 
@@ -23,7 +24,7 @@ def test_every_published_domain_event_maps_to_a_catalogued_type() -> None:
     types = catalogue()
     published = {
         entry[0].name
-        for publisher in (IDENTITY, PROJECTS.publisher, DEPLOYMENTS)
+        for publisher in (IDENTITY, PROJECTS.publisher, DEPLOYMENTS, WEBHOOKS)
         for entry in publisher.table.values()
     }
     assert published <= set(types)

@@ -206,6 +206,15 @@ CATALOGUE: dict[str, ErrorSpec] = {
         "Event type not found",
         "No event type has this name. `GET /v1/event-types` lists them (names such as `deployment.succeeded`).",
     ),
+    # webhooks
+    "webhook_not_found": ErrorSpec(
+        404, "Webhook endpoint not found", "No webhook endpoint with this id exists in this account and mode."
+    ),
+    "webhook_url_forbidden": ErrorSpec(
+        422,
+        "Webhook URL forbidden",
+        "Webhook URLs must reach a public address: loopback, private, link-local, multicast and cloud metadata addresses are refused (after DNS resolution, at every delivery too), as are credentials in the URL. `detail` says which rule.",
+    ),
     # deployments
     "deployment_not_found": ErrorSpec(
         404, "Deployment not found", "No deployment with this id exists in this account and mode."

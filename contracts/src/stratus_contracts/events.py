@@ -92,7 +92,7 @@ def event_type(name: str, data: type[D], description: str) -> EventType[D]:
 
 def catalogue() -> dict[str, EventType[Any]]:
     """Every event type of every service (importing their contract modules declares them)."""
-    from stratus_contracts import audit, deployments, envs, identity, projects  # noqa: F401 - they declare types
+    from stratus_contracts import audit, deployments, envs, identity, projects, webhooks  # noqa: F401 - declare types
 
     return dict(sorted(CATALOGUE.items()))
 

@@ -33,6 +33,7 @@ SERVICES: tuple[ServiceSpec, ...] = (
     ServiceSpec(name="identity", bootstrap=True),
     ServiceSpec(name="projects", rebuildable=True, holds_master_key=True),
     ServiceSpec(name="deployments", rebuildable=True),
+    ServiceSpec(name="webhooks", rebuildable=True, holds_master_key=True),
     ServiceSpec(name="audit", rebuildable=True),
 )
 GATEWAY = ServiceSpec(name="gateway")

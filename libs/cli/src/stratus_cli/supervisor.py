@@ -98,8 +98,11 @@ class Supervisor:
             "STRATUS_HOST": self.settings.host,
             "STRATUS_PORT": str(self.settings.port),
         }
+        # The local stack delivers webhooks to local receivers too (the webhooks service says so
+        # when it starts); link-local and metadata addresses stay refused whatever this says.
+        env.setdefault("STRATUS_WEBHOOKS_ALLOW_PRIVATE", "1")
         try:
-            # The master key of environment variables goes to the projects service only.
+            # The master key goes only to the services that keep secrets (holds_master_key).
             secrets_env = masterkey.service_env(self.data_dir)
         except masterkey.MasterKeyError as exc:
             raise StartupError(str(exc)) from exc

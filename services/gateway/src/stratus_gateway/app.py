@@ -30,6 +30,7 @@ from stratus_gateway.routes.keys import KeyController
 from stratus_gateway.routes.members import MemberController
 from stratus_gateway.routes.project_members import ProjectMemberController
 from stratus_gateway.routes.projects import ProjectController
+from stratus_gateway.routes.webhooks import WebhookController
 
 log = logging.getLogger("stratus.gateway")
 MAX_BODY = 1024 * 1024
@@ -93,6 +94,7 @@ def create_app(bus: Bus | None = None) -> Litestar:
                 EnvVarController,
                 DeploymentController,
                 EventController,
+                WebhookController,
                 EventTypeController,
                 AuditController,
                 KeyController,
@@ -137,6 +139,7 @@ def create_app(bus: Bus | None = None) -> Litestar:
                 Tag(name="environments"),
                 Tag(name="deployments"),
                 Tag(name="events"),
+                Tag(name="webhooks"),
                 Tag(name="identity"),
                 Tag(name="audit"),
                 Tag(name="system"),

@@ -12,27 +12,17 @@ import base64
 import binascii
 import hashlib
 import hmac
-import secrets as _random
 import time
 from collections.abc import Mapping, Sequence
 
-SECRET_PREFIX = "whsec_"  # noqa: S105 - a prefix, not a secret
-MIN_SECRET_BYTES = 24
-MAX_SECRET_BYTES = 64
+from stratus_contracts.webhooks import MAX_SECRET_BYTES, MIN_SECRET_BYTES, SECRET_PREFIX, new_secret
+
+__all__ = ["InvalidSignature", "headers", "new_secret", "secret_key", "sign", "verify"]
 DEFAULT_TOLERANCE = 300  # seconds; the reference libraries' replay window
 
 
 class InvalidSignature(Exception):
     """A request whose headers, timestamp or signatures do not verify."""
-
-
-def new_secret(nbytes: int = 32) -> str:
-    """A fresh signing secret, `whsec_` + standard base64 of `nbytes` random bytes."""
-    if not MIN_SECRET_BYTES <= nbytes <= MAX_SECRET_BYTES:
-        raise ValueError(f"a secret has {MIN_SECRET_BYTES}–{MAX_SECRET_BYTES} bytes")
-    # Standard (not URL-safe) base64: the reference libraries decode leniently and would silently
-    # drop '-' and '_', deriving a different key from a URL-safe secret.
-    return SECRET_PREFIX + base64.b64encode(_random.token_bytes(nbytes)).decode("ascii")
 
 
 def secret_key(secret: str) -> bytes:

@@ -13,95 +13,17 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import logging
-import os
 import secrets
 import uuid
-from collections.abc import Mapping
-from dataclasses import dataclass, field
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from stratus_contracts import masterkey
-from stratus_contracts.errors import DomainError
+from stratus_kit.keyring import NONCE_BYTES, Keyring, MasterKeyError, kek_id, unavailable
 
-log = logging.getLogger("stratus.projects.crypto")
+__all__ = ["DataKey", "Keyring", "MasterKeyError", "kek_id", "new_data_key", "unavailable"]
 
-NONCE_BYTES = 12
 FINGERPRINT_HEX = 32  # 128 bits of HMAC-SHA256
-kek_id = masterkey.key_id
-MasterKeyError = masterkey.MasterKeyError
-
-
-def unavailable(message: str) -> DomainError:
-    return DomainError("encryption_unavailable", message)
-
-
-def _dek_aad(dek_id: uuid.UUID, kek: str) -> bytes:
-    return b"stratus dek v1\x00" + dek_id.bytes + kek.encode("ascii")
-
-
-@dataclass(frozen=True)
-class Keyring:
-    """The master keys this process holds: `current` wraps, every one of them unwraps."""
-
-    current: bytes | None
-    previous: tuple[bytes, ...] = ()
-    _by_id: dict[str, bytes] = field(init=False, repr=False, compare=False)
-
-    def __post_init__(self) -> None:
-        keys = ([self.current] if self.current else []) + list(self.previous)
-        object.__setattr__(self, "_by_id", {kek_id(k): k for k in keys})
-
-    @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> Keyring:
-        """The keyring from `STRATUS_MASTER_KEY` and `STRATUS_MASTER_KEY_PREVIOUS`; MasterKeyError
-        for a malformed key. Without a current key, variables can be neither read nor written."""
-        env = os.environ if env is None else env
-        current_text = env.get(masterkey.MASTER_KEY_ENV, "").strip()
-        current = masterkey.parse(current_text) if current_text else None
-        previous = tuple(
-            masterkey.parse(part, masterkey.PREVIOUS_KEYS_ENV)
-            for part in env.get(masterkey.PREVIOUS_KEYS_ENV, "").split(",")
-            if part.strip()
-        )
-        if current is None and previous:
-            raise MasterKeyError(
-                f"{masterkey.PREVIOUS_KEYS_ENV} is set but {masterkey.MASTER_KEY_ENV} is not"
-            )
-        return cls(current=current, previous=previous)
-
-    @property
-    def current_id(self) -> str | None:
-        return kek_id(self.current) if self.current else None
-
-    def holds(self, kek: str) -> bool:
-        return kek in self._by_id
-
-    def wrap(self, dek_id: uuid.UUID, dek: bytes) -> tuple[str, bytes]:
-        """(master key id, wrapped data key) under the current master key."""
-        if self.current is None:
-            raise unavailable(
-                "Variables cannot be written: the service has no master key (STRATUS_MASTER_KEY)."
-            )
-        kek = kek_id(self.current)
-        nonce = secrets.token_bytes(NONCE_BYTES)
-        return kek, nonce + AESGCM(self.current).encrypt(nonce, dek, _dek_aad(dek_id, kek))
-
-    def unwrap(self, dek_id: uuid.UUID, kek: str, wrapped: bytes) -> bytes:
-        key = self._by_id.get(kek)
-        if key is None:
-            log.error("data key wrapped by a master key this process lacks", extra={"kek_id": kek})
-            raise unavailable(
-                "Variables cannot be read: their data key is wrapped by a master key this service "
-                "does not hold."
-            )
-        try:
-            return AESGCM(key).decrypt(wrapped[:NONCE_BYTES], wrapped[NONCE_BYTES:], _dek_aad(dek_id, kek))
-        except InvalidTag as exc:
-            log.error("data key does not unwrap", extra={"kek_id": kek})
-            raise unavailable("Variables cannot be read: their data key does not unwrap.") from exc
 
 
 def new_data_key() -> bytes:
