@@ -76,6 +76,7 @@ from pathlib import Path
 from typing import IO, Any
 
 import deploys  # deploy/bench/deploys.py, beside this script
+import hooks  # deploy/bench/hooks.py
 
 from stratus_contracts import keys
 from stratus_gateway.__main__ import DEFAULT_SERVER, SERVERS
@@ -947,6 +948,8 @@ def bench(s: Settings, wrk: str, tmp: Path) -> int:
                 )
         print("bench: deployments of the tiny app", flush=True)
         deployed = deploys.measure(gw, admin_key, rounds=s.rounds, lines=100_000 if s.rounds > 1 else 20_000)
+        print("bench: webhook deliveries", flush=True)
+        hooked = hooks.measure(gw, admin_key, n=50 if s.rounds > 1 else 20, burst=200 if s.rounds > 1 else 50)
         postgres = os.environ.get("BENCH_POSTGRES_DSN", "").strip()
         if postgres:
             print("bench: the write target on PostgreSQL", flush=True)
@@ -979,6 +982,7 @@ def bench(s: Settings, wrk: str, tmp: Path) -> int:
     writes = write_summary(rows, opened)
     print_writes(writes)
     deploys.report(deployed)
+    hooks.report(hooked)
     if any(row["errors"] for row in rows):
         warnings.append("some runs had non-2xx responses or socket errors; their figures are suspect")
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
@@ -993,6 +997,7 @@ def bench(s: Settings, wrk: str, tmp: Path) -> int:
                 "info_log": access,
                 "writes": writes,
                 "deployments": deployed,
+                "webhooks": hooked,
             },
             indent=2,
         )

@@ -30,6 +30,7 @@ DUMMY = {
     "event_id": "evt_" + "a" * 26,
     "name": "no.such_type",  # an event type's name
     "webhook_id": "whk_" + "a" * 26,
+    "delivery_id": "dlv_" + "a" * 26,
 }
 
 
@@ -88,6 +89,12 @@ def tenant_a(stack: Stack) -> Tenant:
         hook = a.post("/v1/webhooks", json={"url": "http://127.0.0.1:9/", "events": ["*"]})
         assert hook.status_code == 201, hook.text
         webhook = hook.json()["data"]["id"]
+        a.post("/v1/projects", json={"name": f"matrix-hooked-{suffix}"})  # an event it gets
+        deadline = time.monotonic() + 20
+        while not (sent := a.get(f"/v1/webhooks/{webhook}/deliveries").json()["data"]):
+            assert time.monotonic() < deadline, "the endpoint never got a delivery"
+            time.sleep(0.05)
+        delivery = sent[0]["id"]
     ids = {
         "project_id": project,
         "member_id": member,
@@ -96,6 +103,7 @@ def tenant_a(stack: Stack) -> Tenant:
         "deployment_id": deployment,
         "event_id": event,
         "webhook_id": webhook,
+        "delivery_id": delivery,
     }
     return Tenant(stack.live_key, stack.test_key, ids)
 
@@ -165,6 +173,8 @@ def hostile_body(method: str, path: str) -> dict:
         return {"name": "pwned"} if path.startswith("/v1/keys") else {"description": "pwned"}
     if method == "PUT":
         return {"role": "owner"}
+    if path.endswith("/redeliver"):
+        return {"event_id": "evt_" + "b" * 26}
     if path.endswith("/rotate-secret"):
         return {"grace_seconds": 0}
     if method == "POST":

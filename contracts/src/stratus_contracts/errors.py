@@ -210,6 +210,9 @@ CATALOGUE: dict[str, ErrorSpec] = {
     "webhook_not_found": ErrorSpec(
         404, "Webhook endpoint not found", "No webhook endpoint with this id exists in this account and mode."
     ),
+    "delivery_not_found": ErrorSpec(
+        404, "Delivery not found", "No delivery with this id belongs to this webhook endpoint."
+    ),
     "webhook_url_forbidden": ErrorSpec(
         422,
         "Webhook URL forbidden",

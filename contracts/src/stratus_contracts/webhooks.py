@@ -130,6 +130,66 @@ class ListWebhooks(WebhooksQuery[WebhookPage], frozen=True, kw_only=True):
     cursor: str | None = None
 
 
+DeliveryStatus = Literal["pending", "succeeded", "failed", "simulated"]
+
+
+class DeliveryAttempt(msgspec.Struct, frozen=True, kw_only=True):
+    at: datetime
+    status_code: int | None  # null: no answer (refused, timed out, or a forbidden address)
+    duration_ms: int
+    response: str  # the first bytes of the answer's body
+    error: str | None = None
+    request: dict[str, str] | None = None  # test mode: the signed headers that would have gone
+
+
+class WebhookDelivery(msgspec.Struct, frozen=True, kw_only=True):
+    id: str  # dlv_…
+    object: Literal["webhook_delivery"] = "webhook_delivery"
+    webhook_id: str
+    event_id: str  # also the `webhook-id` header of every attempt
+    event_type: str
+    status: DeliveryStatus
+    attempts: list[DeliveryAttempt]
+    next_attempt: datetime | None
+    mode: Mode
+    created: datetime
+    updated: datetime
+
+
+class DeliveryPage(msgspec.Struct, frozen=True, kw_only=True):
+    data: list[WebhookDelivery]
+    has_more: bool
+    next_cursor: str | None = None
+
+
+class ListDeliveries(WebhooksQuery[DeliveryPage], frozen=True, kw_only=True):
+    """An endpoint's deliveries, newest first."""
+
+    caller: Caller
+    webhook_id: str
+    status: DeliveryStatus | None = None
+    limit: int = 20
+    cursor: str | None = None
+
+
+class GetDelivery(WebhooksQuery[WebhookDelivery], frozen=True, kw_only=True):
+    caller: Caller
+    webhook_id: str
+    delivery_id: str
+
+
+class Redeliver(WebhooksCommand[DeliveryPage], frozen=True, kw_only=True):
+    """Send again, now: one delivery, every delivery of one event, or every failed delivery made
+    in `[created_gte, created_lt)`; answers the deliveries queued."""
+
+    caller: Caller
+    webhook_id: str
+    delivery_id: str | None = None
+    event_id: str | None = None
+    created_gte: datetime | None = None
+    created_lt: datetime | None = None
+
+
 class RebuildReadModels(WebhooksCommand[RebuildResult], frozen=True, kw_only=True):
     """Drop the webhooks read models and replay them (`stratus rebuild webhooks`)."""
 
@@ -140,5 +200,10 @@ WEBHOOK_UPDATED = event_type(
 )
 WEBHOOK_SECRET_ROTATED = event_type(
     "webhook.secret_rotated", Webhook, "A webhook endpoint's signing secret was rotated (never the secret)."
+)
+WEBHOOK_DISABLED = event_type(
+    "webhook.disabled",
+    Webhook,
+    "A webhook endpoint stopped receiving: it answered 410 Gone, or failed for a whole retry window.",
 )
 WEBHOOK_DELETED = event_type("webhook.deleted", Webhook, "A webhook endpoint was deleted (its final state).")

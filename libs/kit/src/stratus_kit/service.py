@@ -84,6 +84,8 @@ class Service:
     # Background work for the life of the process (the deployments runner): `async (bus, local)`,
     # started once the endpoints serve and cancelled on shutdown, before the stores close.
     tasks: Sequence[Callable[[Bus, Local], Awaitable[None]]] = ()
+    # The service's clock, `now` for its handlers (a test may run it fast: webhooks' retries).
+    clock: Callable[[], datetime] | None = None
 
 
 class Local:
@@ -165,7 +167,9 @@ def open_local(
     if service.rebuild is not None and service.rebuild not in service.on_loop:
         handlers[service.rebuild] = _rebuild_handler
         fanout[service.rebuild] = lambda counts: RebuildResult(modes=counts)
-    registry = Registry(partitions, handlers, route=service.route, fanout=fanout, clock=clock)
+    registry = Registry(
+        partitions, handlers, route=service.route, fanout=fanout, clock=service.clock or clock
+    )
     return Local(service, partitions, registry, deps)
 
 

@@ -30,7 +30,7 @@ from stratus_gateway.routes.keys import KeyController
 from stratus_gateway.routes.members import MemberController
 from stratus_gateway.routes.project_members import ProjectMemberController
 from stratus_gateway.routes.projects import ProjectController
-from stratus_gateway.routes.webhooks import WebhookController
+from stratus_gateway.routes.webhooks import DeliveryController, WebhookController
 
 log = logging.getLogger("stratus.gateway")
 MAX_BODY = 1024 * 1024
@@ -95,6 +95,7 @@ def create_app(bus: Bus | None = None) -> Litestar:
                 DeploymentController,
                 EventController,
                 WebhookController,
+                DeliveryController,
                 EventTypeController,
                 AuditController,
                 KeyController,

@@ -1,6 +1,7 @@
-"""The webhooks service as the kit runs it: one partition per mode holding webhook endpoints,
-their read model and publisher, and the table of message type → handler (made with the
-keyring, which seals signing secrets under the master key)."""
+"""The webhooks service as the kit runs it: one partition per mode holding webhook endpoints and
+their deliveries, the read model and publisher, the table of message type → handler (made with
+the keyring, which seals signing secrets under the master key), the consumer that turns events
+into deliveries, the dispatcher that sends them, and the service's clock."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ from typing import Any
 from stratus_contracts import webhooks as c
 from stratus_kit import Service
 from stratus_kit.keyring import Keyring
-from stratus_webhooks import domain, handlers, read_model, views
+from stratus_webhooks import consumers, dispatch, domain, handlers, read_model, views
+from stratus_webhooks.clock import CLOCK
 
 log = logging.getLogger("stratus.webhooks")
 
@@ -35,4 +37,7 @@ SERVICE = Service(
     read_models=(read_model.READ_MODEL,),
     publisher=views.PUBLISHER,
     rebuild=c.RebuildReadModels,
+    consumers=(consumers.deliveries_consumer,),
+    tasks=(dispatch.dispatch,),
+    clock=CLOCK,
 )

@@ -11,13 +11,14 @@ import uuid
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 from functools import singledispatch
+from typing import Literal
 
 import msgspec
 
 from stratus_contracts.events import Actor
 from stratus_contracts.webhooks import Status
 from stratus_eventstore import preconditions
-from stratus_eventstore.model import DomainEvent
+from stratus_eventstore.model import DomainEvent, index_uuid
 
 
 class Sealed(msgspec.Struct, frozen=True, kw_only=True, array_like=True):
@@ -237,3 +238,202 @@ def delete(
             originator_id=state.id, originator_version=state.version + 1, timestamp=now, actor=actor
         )
     ]
+
+
+# --- deliveries ---------------------------------------------------------------------------------
+
+DeliveryStatus = Literal["pending", "succeeded", "failed", "simulated"]
+
+
+class Attempt(msgspec.Struct, frozen=True, kw_only=True):
+    at: datetime
+    status_code: int | None  # None: no answer (refused, timed out, forbidden address)
+    duration_ms: int
+    response: str  # the first bytes of the answer's body
+    error: str | None = None
+    # Test mode: the request that would have been sent (its headers; the body is the delivery's).
+    request: dict[str, str] | None = None
+
+
+class Delivery(msgspec.Struct, frozen=True, kw_only=True):
+    id: uuid.UUID
+    version: int
+    account: str
+    endpoint_id: uuid.UUID
+    event_id: str
+    event_type: str
+    body: bytes  # the event as published: what every attempt sends
+    status: DeliveryStatus
+    attempts: tuple[Attempt, ...]
+    next_attempt: datetime | None
+    created: datetime
+    updated: datetime
+
+
+class DeliveryScheduled(DomainEvent, frozen=True, kw_only=True):
+    account: str
+    endpoint_id: uuid.UUID
+    event_id: str
+    event_type: str
+    body: bytes
+
+
+class DeliveryAttempted(DomainEvent, frozen=True, kw_only=True):
+    attempt: Attempt
+    status: DeliveryStatus
+    next_attempt: datetime | None
+
+
+class DeliveryRequeued(DomainEvent, frozen=True, kw_only=True):
+    """Redelivery by request: pending again, now."""
+
+
+class EndpointDisabled(EndpointEvent, frozen=True, kw_only=True):
+    reason: str
+
+
+def delivery_id(endpoint_id: uuid.UUID, event_id: str) -> uuid.UUID:
+    return index_uuid("webhook-delivery", str(endpoint_id), event_id)
+
+
+@mutate.register
+def _(event: DeliveryScheduled, _: None) -> Delivery:
+    return Delivery(
+        id=event.originator_id,
+        version=event.originator_version,
+        account=event.account,
+        endpoint_id=event.endpoint_id,
+        event_id=event.event_id,
+        event_type=event.event_type,
+        body=event.body,
+        status="pending",
+        attempts=(),
+        next_attempt=event.timestamp,
+        created=event.timestamp,
+        updated=event.timestamp,
+    )
+
+
+@mutate.register
+def _(event: DeliveryAttempted, state: Delivery) -> Delivery:
+    return msgspec.structs.replace(
+        state,
+        version=event.originator_version,
+        updated=event.timestamp,
+        attempts=(*state.attempts, event.attempt),
+        status=event.status,
+        next_attempt=event.next_attempt,
+    )
+
+
+@mutate.register
+def _(event: DeliveryRequeued, state: Delivery) -> Delivery:
+    return msgspec.structs.replace(
+        state,
+        version=event.originator_version,
+        updated=event.timestamp,
+        status="pending",
+        next_attempt=event.timestamp,
+    )
+
+
+@mutate.register
+def _(event: EndpointDisabled, state: Endpoint) -> Endpoint:
+    return msgspec.structs.replace(
+        state,
+        version=event.originator_version,
+        updated=event.timestamp,
+        status="disabled",
+        disabled_reason=event.reason,
+    )
+
+
+def wants(endpoint: Endpoint, event_type: str, project: str | None) -> bool:
+    """Whether an event goes to this endpoint: enabled, its type wanted, its project's if filtered."""
+    if endpoint.deleted or endpoint.status != "enabled":
+        return False
+    if "*" not in endpoint.events and event_type not in endpoint.events:
+        return False
+    return endpoint.project is None or endpoint.project == project
+
+
+def schedule(
+    endpoint_id: uuid.UUID, account: str, event_id: str, event_type: str, body: bytes, now: datetime
+) -> list[DomainEvent]:
+    return [
+        DeliveryScheduled(
+            originator_id=delivery_id(endpoint_id, event_id),
+            originator_version=1,
+            timestamp=now,
+            account=account,
+            endpoint_id=endpoint_id,
+            event_id=event_id,
+            event_type=event_type,
+            body=body,
+        )
+    ]
+
+
+def attempted(
+    state: Delivery,
+    attempt: Attempt,
+    *,
+    ok: bool,
+    simulated: bool,
+    final: bool,
+    retry_after: float | None,
+    retries: tuple[float, ...],
+    window: float,
+    now: datetime,
+) -> list[DomainEvent]:
+    """The attempt recorded, and what comes next: done, failed for good, or the next try by the
+    schedule (`retries`: seconds after the 1st, 2nd, … failure, the last repeating) until `window`
+    seconds after the delivery was made; a receiver's `Retry-After` can only push it later."""
+    if state.status != "pending":
+        return []
+    status: DeliveryStatus
+    nxt: datetime | None = None
+    if simulated:
+        status = "simulated"
+    elif ok:
+        status = "succeeded"
+    elif final:
+        status = "failed"
+    else:
+        failures = sum(
+            1 for a in state.attempts if a.error is not None or a.status_code is None or a.status_code >= 300
+        )
+        delay = retries[min(failures, len(retries) - 1)]
+        if retry_after is not None:
+            delay = max(delay, retry_after)
+        candidate = now + timedelta(seconds=delay)
+        if candidate > state.created + timedelta(seconds=window):
+            status = "failed"
+        else:
+            status, nxt = "pending", candidate
+    return [
+        DeliveryAttempted(
+            originator_id=state.id,
+            originator_version=state.version + 1,
+            timestamp=now,
+            attempt=attempt,
+            status=status,
+            next_attempt=nxt,
+        )
+    ]
+
+
+def disable(state: Endpoint, reason: str, now: datetime) -> list[DomainEvent]:
+    if state.status == "disabled" or state.deleted:
+        return []
+    return [
+        EndpointDisabled(
+            originator_id=state.id, originator_version=state.version + 1, timestamp=now, reason=reason
+        )
+    ]
+
+
+def requeue(state: Delivery, now: datetime) -> list[DomainEvent]:
+    if state.status == "pending":
+        return []
+    return [DeliveryRequeued(originator_id=state.id, originator_version=state.version + 1, timestamp=now)]

@@ -14,16 +14,66 @@ import uuid
 from collections.abc import Callable
 from datetime import datetime
 
+import msgspec
 from msgspec import UNSET
 
 from stratus_contracts import webhooks as c
 from stratus_contracts.auth import Caller
 from stratus_contracts.errors import DomainError, FieldError
-from stratus_contracts.events import catalogue
-from stratus_contracts.ids import decode_id, new_uuid
+from stratus_contracts.events import Mode, catalogue
+from stratus_contracts.ids import decode_id, encode_id, new_uuid
+from stratus_contracts.messages import Command, Query
 from stratus_kit import Decision, Handler, State
 from stratus_kit.keyring import Keyring
 from stratus_webhooks import domain, read_model, ssrf, views
+
+# The seed's schedule: after the 1st, 2nd, … failure wait this long (the last repeats), until the
+# window after the event closes; then the delivery is `failed`.
+RETRIES = tuple(
+    float(x)
+    for x in os.environ.get("STRATUS_WEBHOOK_RETRIES", "60,300,1800,7200,43200").split(",")
+    if x.strip()
+)
+WINDOW = float(os.environ.get("STRATUS_WEBHOOK_RETRY_WINDOW", str(72 * 3600)))
+
+
+class ScheduleDeliveries(Command[int], frozen=True, kw_only=True):
+    """Local (the consumer's): a delivery of this event to every endpoint that wants it; how
+    many were made (a redelivered message makes none twice: delivery ids derive from both)."""
+
+    mode: Mode
+    account: str
+    event_id: str
+    event_type: str
+    project: str | None
+    body: bytes
+
+
+class DueDeliveries(Query[list[tuple[uuid.UUID, str, str]]], frozen=True, kw_only=True):
+    mode: Mode
+    limit: int = 500
+
+
+class NextDue(Query[str | None], frozen=True, kw_only=True):
+    mode: Mode
+
+
+class LoadDelivery(Query[tuple[domain.Delivery, domain.Endpoint] | None], frozen=True, kw_only=True):
+    mode: Mode
+    delivery_id: uuid.UUID
+
+
+class RecordAttempt(Command[str], frozen=True, kw_only=True):
+    """Local (the dispatcher's): one attempt's outcome; answers the delivery's status after it."""
+
+    mode: Mode
+    delivery_id: uuid.UUID
+    attempt: domain.Attempt
+    ok: bool
+    simulated: bool = False
+    final: bool = False
+    retry_after: float | None = None
+    disable: str | None = None  # the endpoint is disabled, for this reason (410 Gone)
 
 
 def policy() -> ssrf.Policy:
@@ -143,7 +193,127 @@ def handlers(keyring: Keyring) -> dict[type, Handler]:
         data = [views.webhook(e, state.name) for e in found if visible(e, caller)]  # type: ignore[arg-type]
         return [], c.WebhookPage(data=data, has_more=more, next_cursor=cursor)
 
+    def schedule_deliveries(cmd: ScheduleDeliveries, state: State, now: datetime) -> Decision:
+        events: list = []
+        for endpoint_id in read_model.endpoints_of(state.read_model(read_model.NAME), cmd.account):
+            endpoint = state.get(endpoint_id)
+            if not isinstance(endpoint, domain.Endpoint) or not domain.wants(
+                endpoint, cmd.event_type, cmd.project
+            ):
+                continue
+            if state.get(domain.delivery_id(endpoint_id, cmd.event_id)) is not None:
+                continue  # made when this event came the first time
+            events += domain.schedule(endpoint_id, cmd.account, cmd.event_id, cmd.event_type, cmd.body, now)
+        return events, len(events)
+
+    def due_deliveries(q: DueDeliveries, state: State, now: datetime) -> Decision:
+        return [], read_model.due(state.read_model(read_model.NAME), now, q.limit)
+
+    def next_due(q: NextDue, state: State, now: datetime) -> Decision:
+        return [], read_model.next_due(state.read_model(read_model.NAME))
+
+    def load_delivery(q: LoadDelivery, state: State, now: datetime) -> Decision:
+        delivery = state.get(q.delivery_id)
+        if not isinstance(delivery, domain.Delivery):
+            return [], None
+        endpoint = state.get(delivery.endpoint_id)
+        return [], (delivery, endpoint) if isinstance(endpoint, domain.Endpoint) else None
+
+    def record_attempt(cmd: RecordAttempt, state: State, now: datetime) -> Decision:
+        delivery = state.get(cmd.delivery_id)
+        if not isinstance(delivery, domain.Delivery):
+            return [], "gone"
+        events = domain.attempted(
+            delivery,
+            cmd.attempt,
+            ok=cmd.ok,
+            simulated=cmd.simulated,
+            final=cmd.final,
+            retry_after=cmd.retry_after,
+            retries=RETRIES,
+            window=WINDOW,
+            now=now,
+        )
+        after = domain.apply_all(delivery, events)
+        endpoint = state.get(delivery.endpoint_id)
+        if isinstance(endpoint, domain.Endpoint):
+            if cmd.disable is not None:
+                events += domain.disable(endpoint, cmd.disable, now)
+            elif getattr(after, "status", None) == "failed" and not cmd.final:
+                # Failed for the whole window: the receiver is gone; stop sending to it.
+                events += domain.disable(endpoint, "Every attempt failed for the whole retry window.", now)
+        return events, after.status  # type: ignore[union-attr]
+
+    def delivery_view(delivery: domain.Delivery, mode: str) -> c.WebhookDelivery:
+        return c.WebhookDelivery(
+            id=encode_id("dlv", delivery.id),
+            webhook_id=encode_id("whk", delivery.endpoint_id),
+            event_id=delivery.event_id,
+            event_type=delivery.event_type,
+            status=delivery.status,
+            attempts=[c.DeliveryAttempt(**msgspec.structs.asdict(a)) for a in delivery.attempts],
+            next_attempt=delivery.next_attempt,
+            mode=mode,  # type: ignore[arg-type]
+            created=delivery.created,
+            updated=delivery.updated,
+        )
+
+    def list_deliveries(q: c.ListDeliveries, state: State, now: datetime) -> Decision:
+        accessible(state, q.caller, q.webhook_id)
+        ids, more, cursor = read_model.deliveries(
+            state.read_model(read_model.NAME), q.webhook_id, status=q.status, limit=q.limit, cursor=q.cursor
+        )
+        data = [delivery_view(state.get(i), state.name) for i in ids]
+        return [], c.DeliveryPage(data=data, has_more=more, next_cursor=cursor)
+
+    def get_delivery(q: c.GetDelivery, state: State, now: datetime) -> Decision:
+        endpoint = accessible(state, q.caller, q.webhook_id)
+        delivery = state.get(decode_id("dlv", q.delivery_id))
+        if not isinstance(delivery, domain.Delivery) or delivery.endpoint_id != endpoint.id:
+            raise DomainError("delivery_not_found", f"No delivery {q.delivery_id!r} of this endpoint.")
+        return [], delivery_view(delivery, state.name)
+
+    def redeliver(cmd: c.Redeliver, state: State, now: datetime) -> Decision:
+        endpoint = accessible(state, cmd.caller, cmd.webhook_id)
+        model = state.read_model(read_model.NAME)
+        if cmd.delivery_id is not None:
+            found = state.get(decode_id("dlv", cmd.delivery_id))
+            if not isinstance(found, domain.Delivery) or found.endpoint_id != endpoint.id:
+                raise DomainError("delivery_not_found", f"No delivery {cmd.delivery_id!r} of this endpoint.")
+            chosen = [found]
+        elif cmd.event_id is not None:
+            ids, _, _ = read_model.deliveries(model, cmd.webhook_id, event_id=cmd.event_id, limit=100)
+            chosen = [state.get(i) for i in ids]
+        else:
+            ids, _, _ = read_model.deliveries(
+                model,
+                cmd.webhook_id,
+                status="failed",
+                created_gte=cmd.created_gte,
+                created_lt=cmd.created_lt,
+                limit=1000,
+            )
+            chosen = [state.get(i) for i in ids]
+        events: list = []
+        for delivery in chosen:
+            events += domain.requeue(delivery, now)
+        requeued = {e.originator_id for e in events}
+        data = [
+            delivery_view(domain.apply_all(d, [e for e in events if e.originator_id == d.id]), state.name)
+            for d in chosen
+            if d.id in requeued
+        ]
+        return events, c.DeliveryPage(data=data, has_more=False)
+
     table: dict[type, Callable] = {
+        ScheduleDeliveries: schedule_deliveries,
+        DueDeliveries: due_deliveries,
+        NextDue: next_due,
+        LoadDelivery: load_delivery,
+        RecordAttempt: record_attempt,
+        c.ListDeliveries: list_deliveries,
+        c.GetDelivery: get_delivery,
+        c.Redeliver: redeliver,
         c.CreateWebhook: create_webhook,
         c.UpdateWebhook: update_webhook,
         c.RotateWebhookSecret: rotate_webhook_secret,

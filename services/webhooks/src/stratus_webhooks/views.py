@@ -42,5 +42,6 @@ PUBLISHER = Publisher(
         domain.EndpointUpdated: (c.WEBHOOK_UPDATED, _data),
         domain.EndpointSecretRotated: (c.WEBHOOK_SECRET_ROTATED, _data),
         domain.EndpointDeleted: (c.WEBHOOK_DELETED, _data),
+        domain.EndpointDisabled: (c.WEBHOOK_DISABLED, _data),
     }
 )

@@ -10,11 +10,12 @@ projects first.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Any
 
 import msgspec
 from litestar import Controller, Request, Response, delete, get, patch, post
-from litestar.params import JSONBody, PathParameter
+from litestar.params import JSONBody, Parameter, PathParameter
 
 from stratus_bus import Bus, replayed
 from stratus_contracts import projects as p
@@ -259,3 +260,109 @@ class WebhookController(Controller):
         return ok(
             WebhookSecretEnvelope(data=_with_secret(view, secret), meta=meta()), headers=etag(view.version)
         )
+
+
+class RedeliverBody(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """One of: a delivery, an event (every delivery of it), or a time range (every failed one)."""
+
+    delivery_id: Annotated[str, msgspec.Meta(max_length=64)] | None = None
+    event_id: Annotated[str, msgspec.Meta(max_length=64)] | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+
+class DeliveryEnvelope(msgspec.Struct, kw_only=True):
+    data: c.WebhookDelivery
+    meta: Meta
+    error: None = None
+
+
+class DeliveryListEnvelope(msgspec.Struct, kw_only=True):
+    data: list[c.WebhookDelivery]
+    meta: ListMeta
+    error: None = None
+
+
+DeliveryId = Annotated[str, PathParameter(description="The delivery's id, `dlv_…`.", max_length=64)]
+
+
+class DeliveryController(Controller):
+    path = "/webhooks/{webhook_id:str}"
+    tags = ["webhooks"]
+
+    @get(
+        "/deliveries",
+        operation_id="listWebhookDeliveries",
+        summary="An endpoint's deliveries, newest first",
+        responses=problems("webhook_not_found", "invalid_cursor", "validation_failed", "insufficient_scope"),
+    )
+    async def list_deliveries(
+        self,
+        request: Req,
+        webhook_id: WebhookId,
+        limit: Limit = 20,
+        cursor: Cursor = None,
+        status: Annotated[
+            c.DeliveryStatus | None, Parameter(description="Only deliveries in this status.")
+        ] = None,
+    ) -> Response[DeliveryListEnvelope]:
+        who, _ = await _visible(request, webhook_id)
+        page = await _bus(request).call(
+            c.ListDeliveries(caller=who, webhook_id=webhook_id, status=status, limit=limit, cursor=cursor)
+        )
+        list_meta = ListMeta(
+            request_id=meta().request_id, has_more=page.has_more, next_cursor=page.next_cursor
+        )
+        return ok(DeliveryListEnvelope(data=page.data, meta=list_meta))
+
+    @get(
+        "/deliveries/{delivery_id:str}",
+        operation_id="getWebhookDelivery",
+        summary="A delivery with every attempt (time, status, duration, the answer's first bytes, error)",
+        responses=problems("webhook_not_found", "delivery_not_found", "insufficient_scope"),
+    )
+    async def get_delivery(
+        self, request: Req, webhook_id: WebhookId, delivery_id: DeliveryId
+    ) -> Response[DeliveryEnvelope]:
+        who, _ = await _visible(request, webhook_id)
+        found = await _bus(request).call(
+            c.GetDelivery(caller=who, webhook_id=webhook_id, delivery_id=delivery_id)
+        )
+        return ok(DeliveryEnvelope(data=found, meta=meta()))
+
+    @post(
+        "/redeliver",
+        operation_id="redeliverWebhook",
+        summary="Send deliveries again now",
+        description="`delivery_id` (one delivery), `event_id` (every delivery of one event), or "
+        "`since`/`until` (every failed delivery made in that range: recovery after an outage). "
+        "Answers the deliveries queued.",
+        status_code=202,
+        responses=problems(
+            "webhook_not_found", "delivery_not_found", "validation_failed", "insufficient_scope"
+        ),
+    )
+    async def redeliver(
+        self, request: Req, webhook_id: WebhookId, data: JSONBody[RedeliverBody]
+    ) -> Response[DeliveryListEnvelope]:
+        chosen = [x is not None for x in (data.delivery_id, data.event_id)] + [
+            data.since is not None or data.until is not None
+        ]
+        if sum(chosen) != 1:
+            raise ApiError("validation_failed", "Give one of `delivery_id`, `event_id`, or `since`/`until`.")
+        for name, value in (("since", data.since), ("until", data.until)):
+            if value is not None and value.tzinfo is None:
+                raise ApiError("validation_failed", f"`{name}` needs an RFC 3339 time with an offset.")
+        who, _ = await _visible(request, webhook_id)
+        page = await _bus(request).call(
+            c.Redeliver(
+                caller=who,
+                webhook_id=webhook_id,
+                delivery_id=data.delivery_id,
+                event_id=data.event_id,
+                created_gte=data.since,
+                created_lt=data.until,
+            )
+        )
+        list_meta = ListMeta(request_id=meta().request_id, has_more=False, next_cursor=None)
+        return ok(DeliveryListEnvelope(data=page.data, meta=list_meta), status=202)
