@@ -140,6 +140,24 @@ def test_a_delivery_is_signed_and_verifies(live: httpx.Client, receiver: Receive
     assert twice[1]["headers"]["webhook-id"] == event["id"] and twice[1]["body"] == request["body"]
 
 
+def test_the_test_event_goes_to_one_endpoint(live: httpx.Client, receiver: Receiver) -> None:
+    hook = endpoint(live, f"{receiver.url}/ok-test")
+    other = endpoint(live, f"{receiver.url}/ok-other")
+    sent = live.post(f"/v1/webhooks/{hook['id']}/test")
+    assert sent.status_code == 202, sent.text
+    event_id = sent.json()["data"]["event_id"]
+
+    def arrived() -> list[dict]:
+        with receiver.lock:
+            return [r for r in receiver.requests if r["headers"].get("webhook-id") == event_id]
+
+    got = wait_for(arrived, what="the test event")
+    event = Webhook(hook["secret"]).verify(got[0]["body"], got[0]["headers"])
+    assert event["type"] == "webhook.test" and event["data"]["webhook_id"] == hook["id"]
+    assert {r["path"] for r in got} == {"/ok-test"}
+    assert event_id not in {d["event_id"] for d in deliveries(live, other)}
+
+
 def test_retries_follow_the_schedule_until_success(live: httpx.Client, receiver: Receiver) -> None:
     hook = endpoint(live, f"{receiver.url}/flaky")
     name = new_project(live)

@@ -28,8 +28,9 @@ def test_every_published_domain_event_maps_to_a_catalogued_type() -> None:
         for entry in publisher.table.values()
     }
     assert published <= set(types)
-    # ...and nothing is catalogued that no service publishes.
-    assert set(types) == published
+    # ...and nothing is catalogued that no service publishes, but the test event a webhook
+    # endpoint is sent alone (delivered, never on the stream).
+    assert set(types) == published | {"webhook.test"}
 
 
 def test_the_schema_names_each_types_data() -> None:

@@ -190,6 +190,20 @@ class Redeliver(WebhooksCommand[DeliveryPage], frozen=True, kw_only=True):
     created_lt: datetime | None = None
 
 
+class WebhookTest(msgspec.Struct, frozen=True, kw_only=True):
+    """`webhook.test`'s data: which endpoint asked for it."""
+
+    webhook_id: str
+    message: str = "A test event from Stratus."
+
+
+class SendTestEvent(WebhooksCommand[WebhookDelivery], frozen=True, kw_only=True):
+    """A `webhook.test` event delivered to this endpoint alone (it is not published)."""
+
+    caller: Caller
+    webhook_id: str
+
+
 class RebuildReadModels(WebhooksCommand[RebuildResult], frozen=True, kw_only=True):
     """Drop the webhooks read models and replay them (`stratus rebuild webhooks`)."""
 
@@ -205,5 +219,8 @@ WEBHOOK_DISABLED = event_type(
     "webhook.disabled",
     Webhook,
     "A webhook endpoint stopped receiving: it answered 410 Gone, or failed for a whole retry window.",
+)
+WEBHOOK_TEST = event_type(
+    "webhook.test", WebhookTest, "Sent to one endpoint by `POST /v1/webhooks/{id}/test` (never to others)."
 )
 WEBHOOK_DELETED = event_type("webhook.deleted", Webhook, "A webhook endpoint was deleted (its final state).")

@@ -273,6 +273,22 @@ def handlers(keyring: Keyring) -> dict[type, Handler]:
             raise DomainError("delivery_not_found", f"No delivery {q.delivery_id!r} of this endpoint.")
         return [], delivery_view(delivery, state.name)
 
+    def send_test_event(cmd: c.SendTestEvent, state: State, now: datetime) -> Decision:
+        endpoint = accessible(state, cmd.caller, cmd.webhook_id)
+        event_id = encode_id("evt", new_uuid())
+        event = c.WEBHOOK_TEST.event(
+            id=event_id,
+            created=now,
+            mode=state.name,  # type: ignore[arg-type]
+            account=endpoint.account,
+            data=c.WebhookTest(webhook_id=cmd.webhook_id),
+            actor=cmd.caller.actor(),
+        )
+        events = domain.schedule(
+            endpoint.id, endpoint.account, event_id, event.type, msgspec.json.encode(event), now
+        )
+        return events, delivery_view(domain.apply_all(None, events), state.name)  # type: ignore[arg-type]
+
     def redeliver(cmd: c.Redeliver, state: State, now: datetime) -> Decision:
         endpoint = accessible(state, cmd.caller, cmd.webhook_id)
         model = state.read_model(read_model.NAME)
@@ -314,6 +330,7 @@ def handlers(keyring: Keyring) -> dict[type, Handler]:
         c.ListDeliveries: list_deliveries,
         c.GetDelivery: get_delivery,
         c.Redeliver: redeliver,
+        c.SendTestEvent: send_test_event,
         c.CreateWebhook: create_webhook,
         c.UpdateWebhook: update_webhook,
         c.RotateWebhookSecret: rotate_webhook_secret,

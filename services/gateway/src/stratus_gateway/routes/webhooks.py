@@ -331,6 +331,19 @@ class DeliveryController(Controller):
         return ok(DeliveryEnvelope(data=found, meta=meta()))
 
     @post(
+        "/test",
+        operation_id="testWebhook",
+        summary="Send this endpoint a `webhook.test` event",
+        description="Delivered like any event (signed, retried, in the delivery log), to it alone.",
+        status_code=202,
+        responses=problems("webhook_not_found", "insufficient_scope"),
+    )
+    async def send_test(self, request: Req, webhook_id: WebhookId) -> Response[DeliveryEnvelope]:
+        who, _ = await _visible(request, webhook_id)
+        made = await _bus(request).call(c.SendTestEvent(caller=who, webhook_id=webhook_id))
+        return ok(DeliveryEnvelope(data=made, meta=meta()), status=202)
+
+    @post(
         "/redeliver",
         operation_id="redeliverWebhook",
         summary="Send deliveries again now",
