@@ -20,6 +20,7 @@ import statistics
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -80,7 +81,11 @@ def _pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
-def measure(base_url: str, key: str, n: int = 50, burst: int = 200) -> dict[str, Any]:
+def measure(
+    base_url: str, key: str, n: int = 50, burst: int = 200, cpu: Callable[[], dict[str, float]] | None = None
+) -> dict[str, Any]:
+    """`cpu`, when given, reads each process's CPU seconds (the bench's /proc reading): the burst's
+    CPU per delivery, by process, is then reported too."""
     receiver = Receiver()
     headers = {"Authorization": f"Bearer {key}"}
     try:
@@ -106,11 +111,18 @@ def measure(base_url: str, key: str, n: int = 50, burst: int = 200) -> dict[str,
                     direct.append(receiver.wait(probe, 1, 10)[0] - sent)
                 # Throughput: a burst of creates, each delivered to every endpoint.
                 names = [f"burst-{tag}-{i}" for i in range(burst)]
+                before = cpu() if cpu else {}
                 with concurrent.futures.ThreadPoolExecutor(16) as pool:
                     list(pool.map(lambda name: client.post("/v1/projects", json={"name": name}), names))
                 arrivals = [receiver.wait(name, ENDPOINTS, 120) for name in names]
                 stamps = sorted(t for got in arrivals for t in got[:ENDPOINTS])
                 rate = len(stamps) / max(stamps[-1] - stamps[0], 1e-9)
+                after = cpu() if cpu else {}
+                per_delivery = {
+                    name: round((after[name] - before[name]) * 1000 / len(stamps), 3)
+                    for name in before
+                    if name in after
+                }
                 # The receiver alone, over as many connections.
                 total = burst * ENDPOINTS
                 start = time.perf_counter()
@@ -134,6 +146,8 @@ def measure(base_url: str, key: str, n: int = 50, burst: int = 200) -> dict[str,
         "deliveries_per_s": rate,
         "receiver_alone_per_s": raw_rate,
         "median_first_attempt_ms": statistics.median(latency) * 1000,
+        # CPU ms per delivery over the burst, by process (the creates' own cost included)
+        "cpu_ms_per_delivery": per_delivery,
     }
 
 
@@ -148,3 +162,6 @@ def report(figures: dict[str, Any]) -> None:
         f"                  the receiver alone {figures['receiver_alone_per_s']:7.0f}/s"
         f"   ratio {figures['deliveries_per_s'] / figures['receiver_alone_per_s']:.3f}x"
     )
+    if figures["cpu_ms_per_delivery"]:
+        shown = "  ".join(f"{name} {ms:.3f}" for name, ms in sorted(figures["cpu_ms_per_delivery"].items()))
+        print(f"  CPU ms per delivery in the burst (with its creates): {shown}")

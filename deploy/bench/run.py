@@ -949,7 +949,13 @@ def bench(s: Settings, wrk: str, tmp: Path) -> int:
         print("bench: deployments of the tiny app", flush=True)
         deployed = deploys.measure(gw, admin_key, rounds=s.rounds, lines=100_000 if s.rounds > 1 else 20_000)
         print("bench: webhook deliveries", flush=True)
-        hooked = hooks.measure(gw, admin_key, n=50 if s.rounds > 1 else 20, burst=200 if s.rounds > 1 else 50)
+        hooked = hooks.measure(
+            gw,
+            admin_key,
+            n=50 if s.rounds > 1 else 20,
+            burst=200 if s.rounds > 1 else 50,
+            cpu=lambda: cpu_snapshot(stack_pids(tmp / "data", deadline)),
+        )
         postgres = os.environ.get("BENCH_POSTGRES_DSN", "").strip()
         if postgres:
             print("bench: the write target on PostgreSQL", flush=True)

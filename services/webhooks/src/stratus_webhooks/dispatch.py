@@ -34,6 +34,7 @@ log = logging.getLogger("stratus.webhooks.dispatch")
 
 RESPONSE_EXCERPT = 512  # bytes of an answer's body kept in the delivery log
 POLL = 1.0  # real seconds between looks when nothing is due sooner
+LOAD_BATCH = 64  # deliveries a worker loads in one query
 USER_AGENT = "Stratus-Webhooks/1"
 
 
@@ -112,13 +113,18 @@ class Dispatcher:
         queue = self.queues[key]
         try:
             while queue:
-                delivery_id = queue.popleft()
+                # One query loads what is queued (up to a batch), not one per delivery: each
+                # query is a hop to the partition's reader and a check of the store's position.
+                batch = [queue.popleft() for _ in range(min(len(queue), LOAD_BATCH))]
                 try:
-                    await self._deliver(mode, delivery_id)
-                except Exception:
-                    log.exception("a delivery attempt could not be recorded")
+                    loaded = await self.local.ask(handlers.LoadDeliveries(mode=mode, delivery_ids=batch))
+                    for delivery, endpoint in loaded:
+                        try:
+                            await self._deliver(mode, delivery, endpoint)
+                        except Exception:
+                            log.exception("a delivery attempt could not be recorded")
                 finally:
-                    self.queued.discard(delivery_id)
+                    self.queued.difference_update(batch)
         finally:
             self.workers.pop(key, None)
             self.queues.pop(key, None)
@@ -134,11 +140,8 @@ class Dispatcher:
             sealed.append(endpoint.previous)
         return [self.keyring.unwrap(endpoint.id, s.kek, s.box).decode("ascii") for s in sealed]
 
-    async def _deliver(self, mode: str, delivery_id: uuid.UUID) -> None:
-        loaded = await self.local.ask(handlers.LoadDelivery(mode=mode, delivery_id=delivery_id))
-        if loaded is None:
-            return
-        delivery, endpoint = loaded
+    async def _deliver(self, mode: str, delivery: domain.Delivery, endpoint: domain.Endpoint) -> None:
+        delivery_id = delivery.id
         if delivery.status != "pending":
             return
         now = self.clock()

@@ -58,9 +58,12 @@ class NextDue(Query[str | None], frozen=True, kw_only=True):
     mode: Mode
 
 
-class LoadDelivery(Query[tuple[domain.Delivery, domain.Endpoint] | None], frozen=True, kw_only=True):
+class LoadDeliveries(Query[list[tuple[domain.Delivery, domain.Endpoint]]], frozen=True, kw_only=True):
+    """The deliveries (with their endpoints) still there, in the order asked: one query for a
+    worker's whole batch."""
+
     mode: Mode
-    delivery_id: uuid.UUID
+    delivery_ids: list[uuid.UUID]
 
 
 class RecordAttempt(Command[str], frozen=True, kw_only=True):
@@ -212,12 +215,15 @@ def handlers(keyring: Keyring) -> dict[type, Handler]:
     def next_due(q: NextDue, state: State, now: datetime) -> Decision:
         return [], read_model.next_due(state.read_model(read_model.NAME))
 
-    def load_delivery(q: LoadDelivery, state: State, now: datetime) -> Decision:
-        delivery = state.get(q.delivery_id)
-        if not isinstance(delivery, domain.Delivery):
-            return [], None
-        endpoint = state.get(delivery.endpoint_id)
-        return [], (delivery, endpoint) if isinstance(endpoint, domain.Endpoint) else None
+    def load_deliveries(q: LoadDeliveries, state: State, now: datetime) -> Decision:
+        found = []
+        for delivery_id in q.delivery_ids:
+            delivery = state.get(delivery_id)
+            if isinstance(delivery, domain.Delivery):
+                endpoint = state.get(delivery.endpoint_id)
+                if isinstance(endpoint, domain.Endpoint):
+                    found.append((delivery, endpoint))
+        return [], found
 
     def record_attempt(cmd: RecordAttempt, state: State, now: datetime) -> Decision:
         delivery = state.get(cmd.delivery_id)
@@ -325,7 +331,7 @@ def handlers(keyring: Keyring) -> dict[type, Handler]:
         ScheduleDeliveries: schedule_deliveries,
         DueDeliveries: due_deliveries,
         NextDue: next_due,
-        LoadDelivery: load_delivery,
+        LoadDeliveries: load_deliveries,
         RecordAttempt: record_attempt,
         c.ListDeliveries: list_deliveries,
         c.GetDelivery: get_delivery,
