@@ -343,13 +343,10 @@ def _placeholders(values: Sequence[object]) -> str:
     return ", ".join("?" * len(values))
 
 
-def list_sql(q: ListAuditEvents) -> tuple[str, list[object]]:
-    caller = q.caller
-    where = ["account = ?", "mode = ?"]
-    params: list[object] = [caller.account_id, caller.mode]
+def _restricted(caller: Caller, where: list[str], params: list[object]) -> None:
+    # A key restricted to projects or environments sees only the events of projects it may see;
+    # account-wide changes (keys, members) are for unrestricted keys.
     if caller.project_ids is not None or caller.environments is not None:
-        # A key restricted to projects or environments sees only the events of projects it may
-        # see; account-wide changes (keys, members) are for unrestricted admin keys.
         where.append("project_id IS NOT NULL")
         if caller.project_ids is not None:
             where.append(f"project_id IN ({_placeholders(caller.project_ids)})")
@@ -357,26 +354,43 @@ def list_sql(q: ListAuditEvents) -> tuple[str, list[object]]:
         if caller.environments is not None:
             where.append(f"(environment IS NULL OR environment IN ({_placeholders(caller.environments)}))")
             params += caller.environments
+
+
+def _of_type(event_type: str | None, where: list[str], params: list[object]) -> None:
+    """An exact event type, or a prefix ending in `.` or `*` (`key.`, `project.member_*`)."""
+    if event_type is None:
+        return
+    prefix = event_type.removesuffix("*")
+    if event_type.endswith(("*", ".")):
+        where.append("substr(type, 1, ?) = ?")
+        params += [len(prefix), prefix]
+    else:
+        where.append("type = ?")
+        params.append(event_type)
+
+
+def _created(gte: datetime | None, lt: datetime | None, where: list[str], params: list[object]) -> None:
+    if gte is not None:
+        where.append("created >= ?")
+        params.append(ts(gte))
+    if lt is not None:
+        where.append("created < ?")
+        params.append(ts(lt))
+
+
+def list_sql(q: ListAuditEvents) -> tuple[str, list[object]]:
+    caller = q.caller
+    where = ["account = ?", "mode = ?"]
+    params: list[object] = [caller.account_id, caller.mode]
+    _restricted(caller, where, params)
     if q.actor is not None:
         where.append("(actor_key_id = ? OR actor_member_id = ? OR actor_token_id = ?)")
         params += [q.actor, q.actor, q.actor]
-    if q.action is not None:
-        prefix = q.action.removesuffix("*")
-        if q.action.endswith(("*", ".")):
-            where.append("substr(type, 1, ?) = ?")
-            params += [len(prefix), prefix]
-        else:
-            where.append("type = ?")
-            params.append(q.action)
+    _of_type(q.action, where, params)
     if q.resource is not None:
         where.append("id IN (SELECT event_id FROM audit_refs WHERE ref = ?)")
         params.append(q.resource)
-    if q.created_gte is not None:
-        where.append("created >= ?")
-        params.append(ts(q.created_gte))
-    if q.created_lt is not None:
-        where.append("created < ?")
-        params.append(ts(q.created_lt))
+    _created(q.created_gte, q.created_lt, where, params)
     if q.cursor:
         created, row_id = decode_cursor(q.cursor)
         where.append("(created, id) < (?, ?)")  # a row value: SQLite seeks the index to it
@@ -430,41 +444,16 @@ def page(rows: list[sqlite3.Row], q: ListAuditEvents) -> AuditPage:
 _FEED_TAG = "events"
 
 
-def _restricted(caller: Caller, where: list[str], params: list[object]) -> None:
-    # As the audit log: a key restricted to projects or environments sees only the events of
-    # projects it may see, never account-wide ones.
-    if caller.project_ids is not None or caller.environments is not None:
-        where.append("project_id IS NOT NULL")
-        if caller.project_ids is not None:
-            where.append(f"project_id IN ({_placeholders(caller.project_ids)})")
-            params += caller.project_ids
-        if caller.environments is not None:
-            where.append(f"(environment IS NULL OR environment IN ({_placeholders(caller.environments)}))")
-            params += caller.environments
-
-
 def feed_sql(q: ListEvents, after_seq: int | None) -> tuple[str, list[object]]:
     caller = q.caller
     where = ["account = ?"]
     params: list[object] = [caller.account_id]
     _restricted(caller, where, params)
-    if q.type is not None:
-        prefix = q.type.removesuffix("*")
-        if q.type.endswith(("*", ".")):
-            where.append("substr(type, 1, ?) = ?")
-            params += [len(prefix), prefix]
-        else:
-            where.append("type = ?")
-            params.append(q.type)
+    _of_type(q.type, where, params)
     if q.project is not None:
         where.append("project_id = ?")
         params.append(q.project)
-    if q.created_gte is not None:
-        where.append("created >= ?")
-        params.append(ts(q.created_gte))
-    if q.created_lt is not None:
-        where.append("created < ?")
-        params.append(ts(q.created_lt))
+    _created(q.created_gte, q.created_lt, where, params)
     if after_seq is not None:
         where.append("stream_seq > ?")
         params.append(after_seq)
