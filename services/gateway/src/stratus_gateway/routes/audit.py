@@ -11,12 +11,10 @@ from litestar.params import Parameter, QueryParameter
 
 from stratus_bus import Bus
 from stratus_contracts import audit as c
-from stratus_contracts.errors import FieldError
 from stratus_gateway.auth import caller
 from stratus_gateway.envelope import ListMeta, meta, ok
 from stratus_gateway.openapi_docs import problems
-from stratus_gateway.problems import ApiError
-from stratus_gateway.routes.params import Cursor, Limit
+from stratus_gateway.routes.params import Cursor, Limit, aware
 
 Req = Request[Any, Any, Any]
 _ID_PATTERN = r"^[A-Za-z0-9_.:-]+$"
@@ -27,16 +25,6 @@ class AuditListEnvelope(msgspec.Struct, kw_only=True):
     data: list[c.AuditEvent]
     meta: ListMeta
     error: None = None
-
-
-def _aware(name: str, value: datetime | None) -> datetime | None:
-    """RFC 3339 needs an offset: a bare local time would mean a different instant per client."""
-    if value is not None and value.tzinfo is None:
-        raise ApiError(
-            "validation_failed",
-            errors=[FieldError(field=name, message="Give an RFC 3339 time with an offset, e.g. `…Z`.")],
-        )
-    return value
 
 
 class AuditController(Controller):
@@ -99,8 +87,8 @@ class AuditController(Controller):
             actor=actor,
             action=action,
             resource=resource,
-            created_gte=_aware("created[gte]", created_gte),
-            created_lt=_aware("created[lt]", created_lt),
+            created_gte=aware("created[gte]", created_gte),
+            created_lt=aware("created[lt]", created_lt),
         )
         bus: Bus = request.app.state["bus"]
         page = await bus.call(q)

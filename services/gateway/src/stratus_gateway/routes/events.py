@@ -31,7 +31,7 @@ from stratus_gateway.auth import caller
 from stratus_gateway.envelope import ListMeta, Meta, meta, ok
 from stratus_gateway.openapi_docs import problems
 from stratus_gateway.problems import ApiError
-from stratus_gateway.routes.params import Cursor, Limit
+from stratus_gateway.routes.params import Cursor, Limit, aware
 
 Req = Request[Any, Any, Any]
 EventId = Annotated[str, PathParameter(description="The event's id, `evt_…`.", max_length=64)]
@@ -54,12 +54,6 @@ class EventListEnvelope(msgspec.Struct, kw_only=True):
 
 def _bus(request: Req) -> Bus:
     return request.app.state["bus"]
-
-
-def _aware(name: str, value: datetime | None) -> datetime | None:
-    if value is not None and value.tzinfo is None:
-        raise ApiError("validation_failed", f"`{name}` needs an RFC 3339 time with an offset, e.g. `…Z`.")
-    return value
 
 
 async def _team_check(request: Req, who: Caller, project: str | None) -> None:
@@ -113,8 +107,8 @@ class EventController(Controller):
             cursor=cursor,
             type=type,
             project=project,
-            created_gte=_aware("created[gte]", created_gte),
-            created_lt=_aware("created[lt]", created_lt),
+            created_gte=aware("created[gte]", created_gte),
+            created_lt=aware("created[lt]", created_lt),
         )
         bus = _bus(request)
         if "text/event-stream" in request.headers.get("accept", ""):

@@ -26,7 +26,7 @@ from stratus_gateway.envelope import ListMeta, Meta, meta, ok
 from stratus_gateway.openapi_docs import problems
 from stratus_gateway.preconditions import ETAG_HEADER, PRECONDITION_CODES, IfMatch, etag, parse_if_match
 from stratus_gateway.problems import ApiError
-from stratus_gateway.routes.params import Cursor, Limit
+from stratus_gateway.routes.params import Cursor, Limit, aware
 
 Req = Request[Any, Any, Any]
 WebhookId = Annotated[str, PathParameter(description="The endpoint's id, `whk_…`.", max_length=64)]
@@ -363,9 +363,8 @@ class DeliveryController(Controller):
         ]
         if sum(chosen) != 1:
             raise ApiError("validation_failed", "Give one of `delivery_id`, `event_id`, or `since`/`until`.")
-        for name, value in (("since", data.since), ("until", data.until)):
-            if value is not None and value.tzinfo is None:
-                raise ApiError("validation_failed", f"`{name}` needs an RFC 3339 time with an offset.")
+        aware("since", data.since)
+        aware("until", data.until)
         who, _ = await _visible(request, webhook_id)
         page = await _bus(request).call(
             c.Redeliver(
