@@ -121,6 +121,16 @@ async def _visible(
     return who, deployment
 
 
+async def _allowed(request: Req, deployment_id: str, role_needed: bool = False) -> Caller:
+    """The caller, once it may act on the deployment. The deployments service checks account,
+    mode and key restrictions itself; only a member-bound key needs its project checked first
+    (with projects), which takes the deployment."""
+    who = caller(request)
+    if who.member_id is not None:
+        await _visible(request, deployment_id, role_needed)
+    return who
+
+
 class DeploymentController(Controller):
     path = "/deployments"
     tags = ["deployments"]
@@ -210,7 +220,7 @@ class DeploymentController(Controller):
         ),
     )
     async def cancel(self, request: Req, deployment_id: DeploymentId) -> Response[DeploymentEnvelope]:
-        who, _ = await _visible(request, deployment_id, role_needed=True)
+        who = await _allowed(request, deployment_id, role_needed=True)
         deployment = await _bus(request).call(c.CancelDeployment(caller=who, deployment_id=deployment_id))
         return ok(DeploymentEnvelope(data=deployment, meta=meta()))
 
@@ -227,7 +237,7 @@ class DeploymentController(Controller):
         ),
     )
     async def rollback(self, request: Req, deployment_id: DeploymentId) -> Response[DeploymentEnvelope]:
-        who, _ = await _visible(request, deployment_id, role_needed=True)
+        who = await _allowed(request, deployment_id, role_needed=True)
         deployment = await _bus(request).call(c.RollbackDeployment(caller=who, deployment_id=deployment_id))
         return ok(
             DeploymentEnvelope(data=deployment, meta=meta()),
@@ -262,9 +272,10 @@ class DeploymentController(Controller):
             bool, Parameter(description="Stream: keep following the app's runtime lines.")
         ] = False,
     ) -> Response[Any]:
-        who, deployment = await _visible(request, deployment_id)
         after = _seq(cursor, "cursor")
         if _wants_stream(request):
+            # Found first: an unknown id is a 404 now, not a stream that breaks.
+            who, deployment = await _visible(request, deployment_id)
             resume = request.headers.get("last-event-id")
             if resume is not None:
                 after = _seq(resume, "Last-Event-ID")
@@ -274,6 +285,7 @@ class DeploymentController(Controller):
                 media_type="text/event-stream",
                 headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
             )
+        who = await _allowed(request, deployment_id)
         q = c.ListDeploymentLogs(
             caller=who, deployment_id=deployment_id, after=after, since=since, limit=limit
         )

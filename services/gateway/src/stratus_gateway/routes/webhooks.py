@@ -120,6 +120,16 @@ async def _visible(request: Req, webhook_id: str) -> tuple[Caller, c.Webhook]:
     return who, found
 
 
+async def _allowed(request: Req, webhook_id: str) -> Caller:
+    """The caller, once it may act on the endpoint. The webhooks service checks the account,
+    mode and project restrictions of every message itself; only a member-bound key needs its
+    project checked first (with projects), which takes the endpoint."""
+    who = caller(request)
+    if who.member_id is not None:
+        await _visible(request, webhook_id)
+    return who
+
+
 class WebhookController(Controller):
     path = "/webhooks"
     tags = ["webhooks"]
@@ -205,7 +215,7 @@ class WebhookController(Controller):
     async def update(
         self, request: Req, webhook_id: WebhookId, data: JSONBody[WebhookUpdate], if_match: IfMatch = None
     ) -> Response[WebhookEnvelope]:
-        who, _ = await _visible(request, webhook_id)
+        who = await _allowed(request, webhook_id)
         if isinstance(data.project, str):
             await _bus(request).call(p.GetProject(caller=who, project_id=data.project))
         cmd = c.UpdateWebhook(
@@ -232,7 +242,7 @@ class WebhookController(Controller):
     async def remove(
         self, request: Req, webhook_id: WebhookId, if_match: IfMatch = None
     ) -> Response[WebhookEnvelope]:
-        who, _ = await _visible(request, webhook_id)
+        who = await _allowed(request, webhook_id)
         cmd = c.DeleteWebhook(
             caller=who, webhook_id=webhook_id, expected_version=parse_if_match(if_match).version
         )
@@ -251,7 +261,7 @@ class WebhookController(Controller):
     async def rotate(
         self, request: Req, webhook_id: WebhookId, data: JSONBody[SecretRotation]
     ) -> Response[WebhookSecretEnvelope]:
-        who, _ = await _visible(request, webhook_id)
+        who = await _allowed(request, webhook_id)
         secret = c.new_secret()
         cmd = c.RotateWebhookSecret(
             caller=who, webhook_id=webhook_id, secret=secret, grace_seconds=data.grace_seconds
@@ -306,7 +316,7 @@ class DeliveryController(Controller):
             c.DeliveryStatus | None, Parameter(description="Only deliveries in this status.")
         ] = None,
     ) -> Response[DeliveryListEnvelope]:
-        who, _ = await _visible(request, webhook_id)
+        who = await _allowed(request, webhook_id)
         page = await _bus(request).call(
             c.ListDeliveries(caller=who, webhook_id=webhook_id, status=status, limit=limit, cursor=cursor)
         )
@@ -324,7 +334,7 @@ class DeliveryController(Controller):
     async def get_delivery(
         self, request: Req, webhook_id: WebhookId, delivery_id: DeliveryId
     ) -> Response[DeliveryEnvelope]:
-        who, _ = await _visible(request, webhook_id)
+        who = await _allowed(request, webhook_id)
         found = await _bus(request).call(
             c.GetDelivery(caller=who, webhook_id=webhook_id, delivery_id=delivery_id)
         )
@@ -339,7 +349,7 @@ class DeliveryController(Controller):
         responses=problems("webhook_not_found", "insufficient_scope"),
     )
     async def send_test(self, request: Req, webhook_id: WebhookId) -> Response[DeliveryEnvelope]:
-        who, _ = await _visible(request, webhook_id)
+        who = await _allowed(request, webhook_id)
         made = await _bus(request).call(c.SendTestEvent(caller=who, webhook_id=webhook_id))
         return ok(DeliveryEnvelope(data=made, meta=meta()), status=202)
 
@@ -365,7 +375,7 @@ class DeliveryController(Controller):
             raise ApiError("validation_failed", "Give one of `delivery_id`, `event_id`, or `since`/`until`.")
         aware("since", data.since)
         aware("until", data.until)
-        who, _ = await _visible(request, webhook_id)
+        who = await _allowed(request, webhook_id)
         page = await _bus(request).call(
             c.Redeliver(
                 caller=who,
