@@ -18,8 +18,6 @@ serving.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Annotated, Any
@@ -34,6 +32,7 @@ from stratus_contracts import deployments as c
 from stratus_contracts import envs
 from stratus_contracts import projects as p
 from stratus_contracts.auth import Caller
+from stratus_gateway import sse
 from stratus_gateway.auth import caller
 from stratus_gateway.envelope import ListMeta, Meta, meta, ok
 from stratus_gateway.openapi_docs import problems
@@ -42,7 +41,6 @@ from stratus_gateway.routes.params import Cursor, Limit
 
 Req = Request[Any, Any, Any]
 DeploymentId = Annotated[str, PathParameter(description="The deployment's id, `dep_…`.", max_length=64)]
-KEEPALIVE = 15.0  # seconds between SSE comments on an idle stream (proxies close silent ones)
 _line = msgspec.json.Encoder()
 
 
@@ -313,37 +311,24 @@ def _event(line: c.LogLine) -> bytes:
     return b"id: %d\nevent: log\ndata: %s\n\n" % (line.seq, body)
 
 
-async def _follow(
+def _follow(
     bus: Bus, who: Caller, deployment: c.Deployment, after: int, since: datetime | None, follow: bool
 ) -> AsyncIterator[bytes]:
-    news = asyncio.Event()
+    position = after
 
-    async def heard(_: Any) -> None:
-        news.set()
+    async def read() -> sse.Page:
+        nonlocal position
+        q = c.ListDeploymentLogs(
+            caller=who, deployment_id=deployment.id, after=position, since=since, limit=c.LOG_PAGE_MAX
+        )
+        page = await bus.call(q)
+        chunk = b"".join(_event(line) for line in page.data)
+        if page.data:
+            position = page.data[-1].seq
+        if page.has_more:
+            return chunk, True, False
+        if page.status not in c.ACTIVE and (not follow or page.status != "ready"):
+            return chunk + b"event: end\ndata: %s\n\n" % _line.encode({"status": page.status}), False, True
+        return chunk, False, False
 
-    sub = await bus.nc.subscribe(c.log_subject(deployment.mode, deployment.id), cb=heard)
-    try:
-        yield b"retry: 1000\n\n"
-        while True:
-            news.clear()  # before reading: a signal during the read means read again
-            q = c.ListDeploymentLogs(
-                caller=who, deployment_id=deployment.id, after=after, since=since, limit=c.LOG_PAGE_MAX
-            )
-            page = await bus.call(q)
-            if page.data:
-                yield b"".join(_event(line) for line in page.data)
-                after = page.data[-1].seq
-            if page.has_more:
-                continue
-            active = page.status in c.ACTIVE
-            if not active and (not follow or page.status != "ready"):
-                yield b"event: end\ndata: %s\n\n" % _line.encode({"status": page.status})
-                return
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(KEEPALIVE):
-                    await news.wait()
-                    continue
-            yield b": keep-alive\n\n"
-    finally:
-        with contextlib.suppress(Exception):
-            await sub.unsubscribe()
+    return sse.follow(bus, c.log_subject(deployment.mode, deployment.id), read)

@@ -11,8 +11,6 @@ through the service's tenant checks.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Annotated, Any
@@ -27,6 +25,7 @@ from stratus_contracts import audit as c
 from stratus_contracts import projects as p
 from stratus_contracts.auth import Caller
 from stratus_contracts.events import Event
+from stratus_gateway import sse
 from stratus_gateway.auth import caller
 from stratus_gateway.envelope import ListMeta, Meta, meta, ok
 from stratus_gateway.openapi_docs import problems
@@ -35,7 +34,6 @@ from stratus_gateway.routes.params import Cursor, Limit, aware
 
 Req = Request[Any, Any, Any]
 EventId = Annotated[str, PathParameter(description="The event's id, `evt_…`.", max_length=64)]
-KEEPALIVE = 15.0  # seconds between SSE comments on an idle stream
 _TYPE_PATTERN = r"^[a-z][a-z0-9_]*(\.[a-z0-9_]+)*\.?\*?$"
 _json = msgspec.json.Encoder()
 
@@ -150,32 +148,19 @@ def _message(event: Event[dict[str, Any]]) -> bytes:
     return b"id: %s\nevent: %s\ndata: %s\n\n" % (event.id.encode(), event.type.encode(), _json.encode(event))
 
 
-async def _follow(bus: Bus, q: c.ListEvents, after: str) -> AsyncIterator[bytes]:
-    news = asyncio.Event()
+def _follow(bus: Bus, q: c.ListEvents, after: str) -> AsyncIterator[bytes]:
+    last = after
 
-    async def heard(_: Any) -> None:
-        news.set()
+    async def read() -> sse.Page:
+        nonlocal last
+        if last:
+            page = await bus.call(msgspec.structs.replace(q, after=last, limit=100, cursor=None))
+            data = page.data
+        else:  # the account had no event yet: the oldest ones, once there are some
+            page = await bus.call(msgspec.structs.replace(q, limit=100, cursor=None))
+            data = list(reversed(page.data))
+        if data:
+            last = data[-1].id
+        return b"".join(_message(event) for event in data), page.has_more and bool(last), False
 
-    sub = await bus.nc.subscribe(c.events_subject(q.caller.mode, q.caller.account_id), cb=heard)
-    try:
-        yield b"retry: 1000\n\n"
-        while True:
-            news.clear()  # before reading: a signal during the read means read again
-            if after:
-                page = await bus.call(msgspec.structs.replace(q, after=after, limit=100, cursor=None))
-            else:  # the account had no event yet: the oldest ones, once there are some
-                page = await bus.call(msgspec.structs.replace(q, limit=100, cursor=None))
-                page = msgspec.structs.replace(page, data=list(reversed(page.data)))
-            if page.data:
-                yield b"".join(_message(event) for event in page.data)
-                after = page.data[-1].id
-            if page.has_more and after:
-                continue
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(KEEPALIVE):
-                    await news.wait()
-                    continue
-            yield b": keep-alive\n\n"
-    finally:
-        with contextlib.suppress(Exception):
-            await sub.unsubscribe()
+    return sse.follow(bus, c.events_subject(q.caller.mode, q.caller.account_id), read)
