@@ -1,7 +1,7 @@
-"""SSRF guard: the URL table, resolution checks, DNS rebinding, and the pinned httpx transport.
+"""SSRF guard: the URL table, resolution checks, DNS rebinding, and the guarded aiohttp session.
 
 Resolution is steered by passing a resolver (a real coroutine returning chosen addresses) rather
-than by patching getaddrinfo; the transport tests talk to a real receiver on 127.0.0.1.
+than by patching getaddrinfo; the session tests talk to a real receiver on 127.0.0.1.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import httpx
+import aiohttp
 import pytest
 
 from stratus_webhooks.ssrf import (
@@ -25,9 +25,8 @@ from stratus_webhooks.ssrf import (
     Policy,
     check_ip,
     check_url,
-    guarded_client,
+    guarded_session,
     parse_ip_literal,
-    pin,
     resolve_and_check,
 )
 
@@ -298,22 +297,6 @@ async def test_dns_rebinding_is_caught_at_the_next_resolution() -> None:
         await resolve_and_check("rebind.example.com", 443, DEFAULT, resolve)
 
 
-def test_pin_keeps_host_and_sni_while_pointing_at_the_address() -> None:
-    pinned = pin("https://hooks.example.com:8443/in?a=1", "2606:4700::1")
-    assert str(pinned.url) == "https://[2606:4700::1]:8443/in?a=1"
-    assert pinned.headers == {"Host": "hooks.example.com:8443"}
-    assert pinned.extensions == {"sni_hostname": "hooks.example.com"}
-
-    plain = pin("http://bücher.de/x", "93.184.216.34")
-    assert str(plain.url) == "http://93.184.216.34/x"
-    assert plain.headers == {"Host": "xn--bcher-kva.de"}
-    assert plain.extensions == {}
-
-    literal = pin("https://0x7f.1/", "127.0.0.1")
-    assert literal.headers == {"Host": "0x7f.1"}
-    assert literal.extensions == {"sni_hostname": "127.0.0.1"}
-
-
 @dataclass
 class Receiver:
     """A real HTTP/1.1 receiver on 127.0.0.1 that records what reached it."""
@@ -352,66 +335,72 @@ async def receiver(tls: ssl.SSLContext | None = None, **kwargs: object) -> Async
         yield rx
 
 
-async def test_transport_connects_to_the_checked_address_with_the_original_host_header() -> None:
+async def post(session: aiohttp.ClientSession, url: str) -> int:
+    async with session.post(url, data=b"{}", allow_redirects=False) as response:
+        await response.read()
+        return response.status
+
+
+async def test_session_connects_to_the_checked_address_with_the_original_host_header() -> None:
     async with receiver() as rx:
-        # hooks.example.test has no DNS record (.test is reserved): only the pinned address works.
+        # hooks.example.test has no DNS record (.test is reserved): only the checked address works.
         resolve = resolver_of(["127.0.0.1"])
-        async with guarded_client(DEV, resolver=resolve) as client:
-            response = await client.post(f"http://hooks.example.test:{rx.port}/in", content=b"{}")
-    assert response.status_code == 204
+        async with guarded_session(DEV, resolver=resolve) as session:
+            assert await post(session, f"http://hooks.example.test:{rx.port}/in") == 204
     assert rx.hosts == [f"hooks.example.test:{rx.port}"]
     assert resolve.calls == [("hooks.example.test", rx.port)]
 
 
-async def test_transport_refuses_before_connecting() -> None:
-    async with receiver() as rx, guarded_client(DEFAULT, resolver=resolver_of(["127.0.0.1"])) as client:
+async def test_session_refuses_before_connecting() -> None:
+    async with receiver() as rx, guarded_session(DEFAULT, resolver=resolver_of(["127.0.0.1"])) as session:
         with pytest.raises(Forbidden, match="loopback"):
-            await client.post(f"http://hooks.example.test:{rx.port}/in", content=b"{}")
+            await post(session, f"http://hooks.example.test:{rx.port}/in")
         with pytest.raises(Forbidden, match="loopback"):
-            await client.post(f"http://0x7f.1:{rx.port}/in", content=b"{}")
+            await post(session, f"http://0x7f.1:{rx.port}/in")
+        # A literal address reaches the connect without any resolver: the socket check refuses it.
+        with pytest.raises(Forbidden, match="loopback"):
+            await post(session, f"http://127.0.0.1:{rx.port}/in")
     assert rx.connections == 0
 
 
-async def test_transport_catches_rebinding_at_every_connect() -> None:
+async def test_session_catches_rebinding_at_every_connect() -> None:
     resolve = resolver_of(["93.184.216.34"], ["127.0.0.1"])
-    async with receiver() as rx, guarded_client(DEFAULT, resolver=resolve) as client:
+    async with receiver() as rx, guarded_session(DEFAULT, resolver=resolve) as session:
         url = f"http://rebind.example.test:{rx.port}/in"
         check_url(url, DEFAULT)  # at creation
         assert await resolve_and_check("rebind.example.test", rx.port, DEFAULT, resolve)
         with pytest.raises(Forbidden, match=r"resolves to 127\.0\.0\.1"):
-            await client.post(url, content=b"{}")  # the delivery resolves again, and is refused
+            await post(session, url)  # the delivery resolves again, and is refused
     assert rx.connections == 0
 
 
 async def test_odd_literal_spellings_connect_to_the_address_they_were_judged_as() -> None:
-    async with receiver() as rx, guarded_client(DEV) as client:
-        response = await client.post(f"http://0x7f.1:{rx.port}/in", content=b"{}")
-    assert response.status_code == 204
+    async with receiver() as rx, guarded_session(DEV) as session:
+        assert await post(session, f"http://0x7f.1:{rx.port}/in") == 204
     assert rx.hosts == [f"0x7f.1:{rx.port}"]
 
 
 async def test_redirects_are_not_followed_and_a_forced_follow_is_still_guarded() -> None:
     reply = b"HTTP/1.1 302 Found\r\nLocation: http://169.254.169.254/latest/\r\nContent-Length: 0\r\n\r\n"
-    async with receiver(reply=reply) as rx, guarded_client(DEV) as client:
-        response = await client.post(f"http://127.0.0.1:{rx.port}/in", content=b"{}")
-        assert response.status_code == 302
+    async with receiver(reply=reply) as rx, guarded_session(DEV) as session:
+        assert await post(session, f"http://127.0.0.1:{rx.port}/in") == 302
         with pytest.raises(Forbidden, match="metadata"):
-            await client.post(f"http://127.0.0.1:{rx.port}/in", content=b"{}", follow_redirects=True)
+            async with session.post(f"http://127.0.0.1:{rx.port}/in", data=b"{}", allow_redirects=True):
+                pass
 
 
 async def test_a_refused_address_falls_through_to_the_next_checked_one() -> None:
     async with receiver() as rx:
         # Nothing listens on ::1 at that port (or there is no IPv6): a fast connect failure.
         resolve = resolver_of(["::1", "127.0.0.1"])
-        async with guarded_client(DEV, resolver=resolve) as client:
-            response = await client.post(f"http://hooks.example.test:{rx.port}/in", content=b"{}")
-    assert response.status_code == 204
+        async with guarded_session(DEV, resolver=resolve) as session:
+            assert await post(session, f"http://hooks.example.test:{rx.port}/in") == 204
 
 
 async def test_unresolvable_host_is_a_connect_error() -> None:
-    async with guarded_client(DEFAULT, resolver=resolver_of([])) as client:
-        with pytest.raises(httpx.ConnectError, match="cannot resolve"):
-            await client.post("https://nowhere.example.test/", content=b"{}")
+    async with guarded_session(DEFAULT, resolver=resolver_of([])) as session:
+        with pytest.raises(aiohttp.ClientConnectorError, match="resolved to no address"):
+            await post(session, "https://nowhere.example.test/")
 
 
 def _self_signed(tmp: Path, name: str) -> tuple[Path, Path]:
@@ -437,14 +426,13 @@ async def test_https_sends_sni_and_verifies_the_certificate_against_the_name(tmp
 
     async with (
         receiver(server_tls) as rx,
-        guarded_client(DEV, resolver=resolve, transport_kwargs={"verify": client_tls}) as client,
+        guarded_session(DEV, resolver=resolve, ssl=client_tls) as session,
     ):
-        response = await client.post(f"https://hooks.example.test:{rx.port}/in", content=b"{}")
-        assert response.status_code == 204
+        assert await post(session, f"https://hooks.example.test:{rx.port}/in") == 204
         # Same address, another name: a fresh connection whose certificate check fails, rather
         # than a reuse of the connection verified for hooks.example.test.
-        with pytest.raises(httpx.ConnectError, match=r"CERTIFICATE_VERIFY_FAILED|match"):
-            await client.post(f"https://other.example.test:{rx.port}/in", content=b"{}")
+        with pytest.raises(aiohttp.ClientConnectorCertificateError):
+            await post(session, f"https://other.example.test:{rx.port}/in")
     assert rx.sni[0] == "hooks.example.test"
     assert "other.example.test" in rx.sni
     assert rx.hosts == [f"hooks.example.test:{rx.port}"]

@@ -6,9 +6,10 @@ Three layers, each usable alone:
   credentials, IP literals in every spelling `inet_aton` accepts, and names known to be local.
 * `resolve_and_check` resolves a host and judges *every* address it resolves to, returning the
   addresses a caller may connect to.
-* `GuardedTransport` (and `guarded_client`) does both at every connection and then connects to
-  the address it checked, never resolving the name a second time, so DNS rebinding between check
-  and connect has nothing to exploit.
+* `guarded_session` (aiohttp) does both at every new connection: its resolver judges every
+  address a name resolves to and hands only those to the connector, which connects to them
+  without resolving again, so DNS rebinding between check and connect has nothing to exploit;
+  its socket factory judges the address of every connect once more (IP literals included).
 
 Plain `http` is allowed next to `https` by default: receivers on a laptop or in a test are plain
 HTTP, and the Standard Webhooks signature already authenticates the body; `Policy(require_https=True)`
@@ -30,7 +31,8 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-import httpx
+import aiohttp
+from aiohttp.abc import AbstractResolver, ResolveResult
 
 ERROR_CODE = "webhook_url_forbidden"
 
@@ -232,118 +234,77 @@ async def default_resolver(host: str, port: int) -> list[str]:
     return [str(info[4][0]) for info in infos]
 
 
-@dataclass(frozen=True, slots=True)
-class Pinned:
-    """A request target rewritten to a checked address: send `url`, with `headers` and `extensions`."""
+class GuardedResolver(AbstractResolver):
+    """aiohttp's resolver for deliveries: a name is resolved once per connection and judged by
+    every address it answers with (`resolve_and_check`); the connector connects only to those."""
 
-    url: httpx.URL
-    headers: dict[str, str]
-    extensions: dict[str, Any]
-
-
-def pin(url: httpx.URL | str, address: str) -> Pinned:
-    """Point `url` at `address` while the receiver still sees the original host.
-
-    The Host header keeps the original authority, and for https the `sni_hostname` extension
-    makes httpcore send the name as SNI and verify the certificate against the name, not the IP.
-    """
-    url = httpx.URL(url)
-    extensions: dict[str, Any] = {}
-    if url.scheme == "https":
-        host = url.raw_host.decode("ascii")
-        # An odd literal spelling (0x7f.1) is no name a certificate carries: use the address.
-        literal = parse_ip_literal(host)
-        extensions["sni_hostname"] = host if literal is None else str(literal)
-    return Pinned(
-        url=url.copy_with(host=address),
-        headers={"Host": url.netloc.decode("ascii")},
-        extensions=extensions,
-    )
-
-
-class GuardedTransport(httpx.AsyncBaseTransport):
-    """An httpx transport that checks every request's host at connect time and pins the address.
-
-    Each (scheme, host, port) gets its own connection pool: pools are keyed by the address
-    connected to, and sharing one would let a TLS connection verified for one name carry requests
-    for another name that resolves to the same address.
-    Keyword arguments (`verify`, `http2`, `retries`, …) go to each `httpx.AsyncHTTPTransport`.
-    """
-
-    def __init__(self, policy: Policy, *, resolver: Resolver | None = None, **transport_kwargs: Any) -> None:
+    def __init__(self, policy: Policy, resolver: Resolver | None = None) -> None:
         self._policy = policy
         self._resolver = resolver
-        self._transport_kwargs = transport_kwargs
-        self._pools: dict[tuple[str, str, int | None], httpx.AsyncHTTPTransport] = {}
 
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        url = request.url
-        if url.scheme not in (("https",) if self._policy.require_https else ("https", "http")):
-            raise Forbidden(f"the scheme {url.scheme!r} is not allowed")
-        host = url.raw_host.decode("ascii")
-        port = url.port or (443 if url.scheme == "https" else 80)
-        addresses = await self._resolve(request, host, port)
-        pool = self._pool(url.scheme, host, url.port)
-        # Fall through to the next address only on a fast connect failure (refused, unreachable),
-        # never after a timeout, so one delivery stays within its timeout.
-        for address in addresses[:-1]:
-            try:
-                return await pool.handle_async_request(_pinned_request(request, url, address))
-            except httpx.ConnectError:
-                continue
-        return await pool.handle_async_request(_pinned_request(request, url, addresses[-1]))
+    async def resolve(self, host: str, port: int = 0, family: int = socket.AF_UNSPEC) -> list[ResolveResult]:
+        addresses = await resolve_and_check(host.removesuffix("."), port, self._policy, self._resolver)
+        return [
+            ResolveResult(
+                hostname=host,
+                host=address,
+                port=port,
+                family=socket.AF_INET6 if ":" in address else socket.AF_INET,
+                proto=0,
+                flags=socket.AI_NUMERICHOST,
+            )
+            for address in addresses
+        ]
 
-    async def _resolve(self, request: httpx.Request, host: str, port: int) -> list[str]:
-        timeout = request.extensions.get("timeout", {}).get("connect")
-        try:
-            async with asyncio.timeout(timeout):
-                return await resolve_and_check(host, port, self._policy, self._resolver)
-        except TimeoutError:
-            raise httpx.ConnectTimeout(f"resolving {host} timed out", request=request) from None
-        except OSError as exc:
-            raise httpx.ConnectError(f"cannot resolve {host}: {exc}", request=request) from exc
-
-    def _pool(self, scheme: str, host: str, port: int | None) -> httpx.AsyncHTTPTransport:
-        key = (scheme, host, port)
-        pool = self._pools.get(key)
-        if pool is None:
-            pool = self._pools[key] = httpx.AsyncHTTPTransport(**self._transport_kwargs)
-        return pool
-
-    async def aclose(self) -> None:
-        pools, self._pools = list(self._pools.values()), {}
-        for pool in pools:
-            await pool.aclose()
+    async def close(self) -> None:
+        pass
 
 
-def guarded_client(
+def guarded_socket(policy: Policy) -> Callable[[Any], socket.socket]:
+    """The connector's socket factory: the last check, of the very address about to be connected.
+
+    aiohttp hands IP-literal hosts straight to the connect, past the resolver; this catches them
+    (and anything else) before a packet leaves.
+    """
+
+    def make(addr_info: Any) -> socket.socket:
+        family, type_, proto, _, address = addr_info
+        check_ip(address[0], policy)
+        return socket.socket(family=family, type=type_, proto=proto)
+
+    return make
+
+
+def guarded_session(
     policy: Policy,
     *,
     resolver: Resolver | None = None,
     timeout: float = 10.0,
-    transport_kwargs: dict[str, Any] | None = None,
-    **client_kwargs: Any,
-) -> httpx.AsyncClient:
-    """An `httpx.AsyncClient` for deliveries: guarded transport, no redirects, no env proxies.
+    ssl: Any = True,
+    limit: int = 1024,
+) -> aiohttp.ClientSession:
+    """An `aiohttp.ClientSession` for deliveries: guarded resolver and sockets, no DNS cache (a
+    name is judged again at every new connection, so rebinding finds nothing to exploit), no
+    environment proxies (a proxy would connect on our behalf, past the guard), `timeout` seconds
+    for a whole request. Send with `allow_redirects=False`: a redirect is the receiver's answer.
 
-    `trust_env=False` matters: with it on, an `HTTPS_PROXY` variable mounts a proxy transport
-    that would bypass the guard entirely.
+    Connections are pooled per (host, port, TLS settings), so a connection verified for one name
+    never carries a request for another name on the same address.
     """
-    return httpx.AsyncClient(
-        transport=GuardedTransport(policy, resolver=resolver, **(transport_kwargs or {})),
-        timeout=timeout,
-        follow_redirects=False,
-        trust_env=False,
-        **client_kwargs,
+    connector = aiohttp.TCPConnector(
+        resolver=GuardedResolver(policy, resolver),
+        use_dns_cache=False,
+        socket_factory=guarded_socket(policy),
+        ssl=ssl,
+        limit=limit,
     )
-
-
-def _pinned_request(request: httpx.Request, url: httpx.URL, address: str) -> httpx.Request:
-    pinned = pin(url, address)
-    request.url = pinned.url
-    request.headers["Host"] = pinned.headers["Host"]
-    request.extensions = {**request.extensions, **pinned.extensions}
-    return request
+    return aiohttp.ClientSession(
+        connector=connector,
+        timeout=aiohttp.ClientTimeout(total=timeout),
+        trust_env=False,
+        auto_decompress=False,
+        skip_auto_headers=("Accept-Encoding",),
+    )
 
 
 def _ip_reason(ip: IPAddress, policy: Policy) -> str | None:
