@@ -4,6 +4,7 @@ and events committed before a crash reaching JetStream exactly once."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 from pathlib import Path
@@ -13,6 +14,7 @@ import nats
 import pytest
 
 from stratus_contracts.events import Event
+from stratus_contracts.services import PROCESSES
 from stratus_testing import Stack, wait_until
 
 
@@ -59,6 +61,38 @@ def test_sigterm_stops_everything_and_a_restart_keeps_data(tmp_path: Path) -> No
         assert (data / "credentials").read_text() == credentials
         assert client.get(f"/v1/projects/{project['id']}").json()["data"] == project
         assert client.get("/v1/me").json()["data"]["account_id"] == second.account_id
+
+
+def exit_codes(stack: Stack) -> dict[str, list[int]]:
+    """Each child's exit codes as the supervisor logged them (a JSON line per exit)."""
+    codes: dict[str, list[int]] = {}
+    for line in stack.stderr_path.read_text().splitlines():
+        record = json.loads(line)  # every line on the stack's stderr is JSON
+        if record.get("logger") == "stratus.supervisor" and "exit_code" in record:
+            codes.setdefault(record["child"], []).append(record["exit_code"])
+    return codes
+
+
+def test_every_service_exits_0_on_sigterm_with_or_without_the_bus(tmp_path: Path) -> None:
+    services = [s.name for s in PROCESSES]
+    with Stack(tmp_path / "data") as stack:
+        # With NATS up: each service drains and exits 0 (and is restarted).
+        for name in services:
+            old = stack.service_pid(name)
+            os.kill(old, signal.SIGTERM)
+            stack.wait_restarted(name, old)
+        # With NATS gone (killed): the drain cannot finish; still a clean exit, no traceback.
+        pids = {name: stack.service_pid(name) for name in services}
+        os.kill(stack.info()["nats_pid"], signal.SIGKILL)
+        for pid in pids.values():
+            os.kill(pid, signal.SIGTERM)
+        wait_until(lambda: not any(pid_alive(pid) for pid in pids.values()), timeout=30)
+        assert stack.stop() == 0
+    codes = exit_codes(stack)
+    for name in services:
+        assert codes[name] and set(codes[name]) == {0}, (name, codes[name])
+    # nats-server's own plain-text lines go to a file of their own, not between the JSON lines.
+    assert "Starting nats-server" in (tmp_path / "data" / "nats-server.log").read_text()
 
 
 async def stream_events(nats_url: str) -> list[Event]:

@@ -33,8 +33,15 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(s.getsockname()[1])
 
 
-def server_args(store_dir: Path, port: int, host: str = "127.0.0.1") -> list[str]:
-    return [binary(), "-js", "-sd", str(store_dir), "-a", host, "-p", str(port)]
+def server_args(
+    store_dir: Path, port: int, host: str = "127.0.0.1", log_file: Path | None = None
+) -> list[str]:
+    """The embedded server's command line. With `log_file` its own (plain-text) lines go there,
+    rotated at 10 MB, instead of between the stack's JSON lines on stderr."""
+    argv = [binary(), "-js", "-sd", str(store_dir), "-a", host, "-p", str(port)]
+    if log_file is not None:
+        argv += ["-l", str(log_file), "--logtime_utc", "--log_size_limit", str(10 * 1024 * 1024)]
+    return argv
 
 
 async def _quiet(_: Exception) -> None:

@@ -163,7 +163,7 @@ class Supervisor:
         store.mkdir(parents=True, exist_ok=True)
         port = natsserver.free_port()
         try:
-            argv = natsserver.server_args(store, port)
+            argv = natsserver.server_args(store, port, log_file=self.data_dir / "nats-server.log")
         except FileNotFoundError as exc:
             raise StartupError(str(exc)) from exc
         self.nats_url = f"nats://127.0.0.1:{port}"
@@ -255,7 +255,8 @@ class Supervisor:
         path = stackfile.credentials_path(self.data_dir)
         admin = self.settings.admin_key
         lines = [f"stratus: ready at {url}", f"  data dir:  {self.data_dir}"]
-        lines.append(f"  nats:      {self.nats_url}{' (embedded)' if self.nats else ''}")
+        embedded = f" (embedded; its log: {self.data_dir / 'nats-server.log'})" if self.nats else ""
+        lines.append(f"  nats:      {self.nats_url}{embedded}")
         if self.bootstrap is not None:
             lines.append(f"  account:   {self.bootstrap.account_id}")
         example_key = "$KEY"

@@ -310,7 +310,12 @@ def run(service: Service) -> None:
     """`python -m stratus_<name>`: run the service until SIGTERM or SIGINT."""
     configure(service.name)
     sys.setswitchinterval(float(os.environ.get("STRATUS_SWITCH_INTERVAL", "0.005")))
-    uvloop.run(serve(service))
+    try:
+        uvloop.run(serve(service))
+    except Exception:
+        # One JSON line with the traceback, not Python's plain one between the JSON lines.
+        log.exception("service failed")
+        raise SystemExit(1) from None
 
 
 __all__ = ["MODES", "Local", "Service", "by_mode", "open_local", "run", "serve", "spawn"]
