@@ -156,6 +156,33 @@ def _add_env(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     push.set_defaults(handler=_env_push)
 
 
+def _config_check(args: argparse.Namespace) -> int:
+    from stratus_cli import configcheck
+
+    return configcheck.main(args.replicas, args.json)
+
+
+def _add_config(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    config = commands.add_parser(
+        "config",
+        help="check this environment's settings for production",
+        description="Judge the configuration in the environment before start-up.",
+    )
+    verbs = config.add_subparsers(title="subcommands", dest="verb", metavar="SUBCOMMAND", required=True)
+    check = verbs.add_parser(
+        "check",
+        help="report missing or unsafe production settings (exit 1 on any error)",
+        description="Report settings that are missing or unsafe in production: no master key, a "
+        "live admin key fixed in the environment, private webhook targets allowed, SQLite or chDB "
+        "with replicas, an embedded bus, test-only switches. Errors exit 1, warnings 0.",
+    )
+    check.add_argument(
+        "--replicas", type=int, help="replicas of each service (default: STRATUS_REPLICAS, else 1)"
+    )
+    check.add_argument("--json", action="store_true", help='print {"ok", "findings": [...]} as JSON')
+    check.set_defaults(handler=_config_check)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="stratus",
@@ -187,6 +214,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_accounts(commands)
     _add_secrets(commands)
     _add_env(commands)
+    _add_config(commands)
     return parser
 
 
