@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import signal
@@ -33,7 +34,7 @@ from stratus_bus.config import data_dir, nats_url, relay_enabled
 from stratus_contracts import subjects
 from stratus_contracts.reply import Ping, Pong, RebuildResult
 from stratus_eventstore.model import utcnow
-from stratus_kit import idempotency
+from stratus_kit import idempotency, lease
 from stratus_kit.consumer import Consumer
 from stratus_kit.partition import Partition, Projector
 from stratus_kit.read_model import ReadModel
@@ -86,6 +87,9 @@ class Service:
     tasks: Sequence[Callable[[Bus, Local], Awaitable[None]]] = ()
     # The service's clock, `now` for its handlers (a test may run it fast: webhooks' retries).
     clock: Callable[[], datetime] | None = None
+    # Its consumers and tasks run on one replica at a time, the holder of the service's lease
+    # (`stratus_kit.lease`); every replica serves commands and queries.
+    singleton: bool = False
 
 
 class Local:
@@ -99,6 +103,7 @@ class Local:
         self.registry = registry
         self.deps = deps
         self.consumers: dict[str, Consumer] = {}  # by durable name, once the service runs
+        self.lease: lease.Lease | None = None  # a singleton service's, once it runs
 
     def call(self, message: Any, timeout: float = 30.0) -> Any:
         return self.registry.call(message, timeout)
@@ -270,11 +275,12 @@ async def _start(
             relay = Relay(part, bus, service.publisher)
             part.on_commit = relay.wake
             spawn(stack, relay.run(), name=f"relay-{name}")
+    background: list[tuple[str, Callable[[], Awaitable[None]]]] = []
     for consumer in service.consumers:
         made = consumer(bus, local)
         local.consumers[made.durable] = made
         await made.ensure()
-        spawn(stack, made.run(), name=f"consumer-{made.durable}")
+        background.append((f"consumer-{made.durable}", made.run))
     for message_type in local.registry.message_types():
         if getattr(message_type, "subject", ""):
             on_request = _endpoint(local.registry, replies, message_type)
@@ -291,7 +297,18 @@ async def _start(
 
     subscriptions.append(await bus.serve_simple(subjects.ping(service.name), Ping, ping, queue=queue))
     for task in service.tasks:
-        spawn(stack, task(bus, local), name=f"task-{getattr(task, '__name__', 'task')}")
+        background.append((f"task-{getattr(task, '__name__', 'task')}", functools.partial(task, bus, local)))
+    if service.singleton:
+        held = lease.Lease(await lease.bucket(bus, lease.ttl()), service.name, instance, lease.ttl())
+        local.lease = held
+
+        async def work() -> None:
+            await asyncio.gather(*(start() for _, start in background))
+
+        spawn(stack, held.run(work), name=f"lease-{service.name}")
+    else:
+        for name, start in background:
+            spawn(stack, start(), name=name)
 
     async def drain() -> None:
         # Stop taking requests and answer every one that arrived; only then do the consumers

@@ -302,7 +302,14 @@ class Stack:
     def _extra(
         self, name: str, log_name: str, env: Mapping[str, str], ready: Callable[[], bool]
     ) -> Iterator[subprocess.Popen[bytes]]:
-        process_env = {**self.env, "NATS_URL": self.nats_url, "STRATUS_LOG_LEVEL": "INFO", **env}
+        # As `stratus up` gives its own children: local webhook receivers allowed.
+        process_env = {
+            "STRATUS_WEBHOOKS_ALLOW_PRIVATE": "1",
+            **self.env,
+            "NATS_URL": self.nats_url,
+            "STRATUS_LOG_LEVEL": "INFO",
+            **env,
+        }
         log = (self.data_dir / f"{log_name}.log").open("ab")
         proc = subprocess.Popen(
             [sys.executable, "-m", services.BY_NAME[name].module],

@@ -28,4 +28,6 @@ SERVICE = Service(
     publisher=views.PUBLISHER,
     rebuild=c.RebuildReadModels,
     tasks=(orchestrator.task(runner),),
+    # One orchestrator at a time, or every deployment would be built once per replica.
+    singleton=True,
 )

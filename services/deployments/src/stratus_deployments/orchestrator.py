@@ -41,6 +41,7 @@ log = logging.getLogger("stratus.deployments")
 FLUSH_EVERY = 0.1  # seconds: how long a log line waits to be kept, at most (plus the commit)
 FLUSH_LINES = 2000  # or this many lines, whichever comes first
 POLL = 5.0  # seconds between looks for work the watchers could not announce
+RECOVER_WAIT = 60.0  # seconds a restart waits for the services an app needs (projects) to answer
 
 
 def _env_int(name: str, default: int) -> int:
@@ -217,7 +218,7 @@ class Orchestrator:
                         await self.runner.adopt(instance, writer.write)
                     else:
                         writer.system("The app was not running after a restart: starting it again.")
-                        instance = await self._serve_again(mode, found, writer)
+                        instance = await self._serve_again_soon(mode, found, writer)
                 except (RunnerError, RemoteError, ServiceTimeout, ServiceUnavailable) as exc:
                     writer.system(f"Could not serve the app again: {_reason(exc)}")
                     await writer.close()
@@ -226,6 +227,21 @@ class Orchestrator:
         for orphan in instances.values():  # an app no ready deployment owns any more
             with contextlib.suppress(Exception):
                 await self.runner.stop(orphan)
+
+    async def _serve_again_soon(self, mode: str, found: domain.Deployment, writer: LogWriter) -> Instance:
+        """`_serve_again`, waiting out services that are not up yet: a whole stack starting at once
+        may start this one before projects, which holds the app's variables."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + RECOVER_WAIT
+        delay = 0.2
+        while True:
+            try:
+                return await self._serve_again(mode, found, writer)
+            except (ServiceUnavailable, ServiceTimeout):
+                if loop.time() + delay > deadline:
+                    raise
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
 
     async def _serve_again(self, mode: str, found: domain.Deployment, writer: LogWriter) -> Instance:
         artifact = self.runner.artifact(encode_id("dep", found.artifact_of or found.id))

@@ -40,4 +40,6 @@ SERVICE = Service(
     consumers=(consumers.deliveries_consumer,),
     tasks=(dispatch.dispatch,),
     clock=CLOCK,
+    # One dispatcher (and consumer) at a time, or every delivery would go out once per replica.
+    singleton=True,
 )
