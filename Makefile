@@ -18,13 +18,24 @@ help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "; print "Usage: make <target>\n\nTargets:"} \
 		/^[a-zA-Z_-]+:.*## / {printf "  %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
-install: ## Install uv (from PyPI, if missing) and the virtualenv from uv.lock
+install: ## Install uv (from PyPI, if missing), the virtualenv from uv.lock and docker-compose (apt, if root)
 	@if ! command -v "$(UV)" >/dev/null 2>&1; then \
 		echo "uv not found: installing it from PyPI (pip install --user uv)"; \
 		python3 -m pip install --user --quiet uv \
 			|| python3 -m pip install --user --quiet --break-system-packages uv; \
 	fi
 	@if [ -f uv.lock ]; then "$(UV)" sync --frozen; else "$(UV)" sync; fi
+	@# tests/deploy validates docker-compose.yml with Debian's docker-compose (no engine needed).
+	@if ! command -v docker-compose >/dev/null 2>&1; then \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+			echo "docker-compose not found: installing it with apt-get (tests/deploy validates docker-compose.yml with it)"; \
+			export DEBIAN_FRONTEND=noninteractive; \
+			apt-get update -qq && apt-get install -y -qq --no-install-recommends docker-compose >/dev/null; \
+		else \
+			echo "note: docker-compose is not installed and cannot be installed here (needs root and apt-get);"; \
+			echo "      tests/deploy will fail until it is (Debian/Ubuntu: sudo apt-get install docker-compose)"; \
+		fi; \
+	fi
 
 run: install ## Start the whole stack locally (stratus up); Ctrl-C stops it
 	$(RUN) stratus up

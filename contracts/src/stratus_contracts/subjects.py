@@ -7,6 +7,8 @@ the ping every service answers. Nothing else formats a subject.
 
 from __future__ import annotations
 
+import re
+
 EVENTS_STREAM = "EVENTS"
 EVENTS_SUBJECTS = "evt.>"
 
@@ -22,3 +24,10 @@ def queue_group(service: str) -> str:
 
 def ping(service: str) -> str:
     return f"qry.{service}.ping"
+
+
+def host_ping(service: str, host: str) -> str:
+    """The ping only the replicas on `host` answer (no queue group): what a container's own
+    health probe asks, so that another replica cannot answer for a stuck one. `host` is the
+    machine's name (a pod's name on Kubernetes, a container's id under Docker), made a token."""
+    return f"qry.{service}.ping.{re.sub(r'[^A-Za-z0-9_-]', '_', host)}"

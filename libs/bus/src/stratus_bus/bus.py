@@ -35,7 +35,7 @@ from nats.js.api import StreamConfig
 from opentelemetry import propagate, trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
-from stratus_bus.config import request_timeout
+from stratus_bus.config import request_timeout, stream_replicas
 from stratus_contracts import subjects
 from stratus_contracts.errors import DomainError, ErrorReply
 from stratus_contracts.messages import Message
@@ -257,6 +257,7 @@ class Bus:
             name=subjects.EVENTS_STREAM,
             subjects=[subjects.EVENTS_SUBJECTS],
             duplicate_window=24 * 3600.0,
+            num_replicas=stream_replicas(),
         )
         try:
             await self.js.stream_info(subjects.EVENTS_STREAM)

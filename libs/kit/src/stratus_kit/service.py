@@ -5,9 +5,10 @@ message picks one, its aggregates' `mutate` functions, its read models, its publ
 consumers, and the table from message type to handler. `run(service)` does the rest, the same
 for every service: telemetry, NATS, the `EVENTS` stream, the partitions and their workers, one
 subscription per message type (queue group `svc.<name>`, so replicas share the load), the
-outbox relays, the consumers, a ping, and on SIGTERM/SIGINT a drain in which every request that
-arrived is answered before the stores close. `open_local(service)` opens the same thing without
-a bus, for tests and tools in one process.
+outbox relays, the consumers, a ping (and one for this host alone, for health probes: `probe`),
+and on SIGTERM/SIGINT a drain in which every request that arrived is answered before the stores
+close. `open_local(service)` opens the same thing without a bus, for tests and tools in one
+process.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import functools
 import logging
 import os
 import signal
+import socket
 import sys
 import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -296,6 +298,10 @@ async def _start(
         return Pong(service=service.name, instance=instance, stats=local.registry.stats())
 
     subscriptions.append(await bus.serve_simple(subjects.ping(service.name), Ping, ping, queue=queue))
+    # The same ping for this host alone (no queue group): a container's health probe
+    # (`python -m stratus_kit.probe`) asks its own process, never another replica.
+    host_ping = subjects.host_ping(service.name, socket.gethostname())
+    subscriptions.append(await bus.serve_simple(host_ping, Ping, ping, queue=""))
     for task in service.tasks:
         background.append((f"task-{getattr(task, '__name__', 'task')}", functools.partial(task, bus, local)))
     if service.singleton:

@@ -17,6 +17,7 @@ from nats.js.api import KeyValueConfig
 from nats.js.kv import KeyValue
 
 from stratus_bus import Bus
+from stratus_bus.config import stream_replicas
 
 BUCKET = "stratus_key_usage"
 INTERVAL = 60.0
@@ -31,7 +32,11 @@ class KeyUsage:
 
     @classmethod
     async def open(cls, bus: Bus) -> KeyUsage:
-        return cls(await bus.js.create_key_value(KeyValueConfig(bucket=BUCKET, history=1)))
+        return cls(
+            await bus.js.create_key_value(
+                KeyValueConfig(bucket=BUCKET, history=1, replicas=stream_replicas())
+            )
+        )
 
     def record(self, key_id: str) -> None:
         """Note a use of `key_id`; writes in the background, at most once per INTERVAL."""
