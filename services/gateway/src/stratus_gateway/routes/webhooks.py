@@ -216,7 +216,10 @@ class WebhookController(Controller):
         self, request: Req, webhook_id: WebhookId, data: JSONBody[WebhookUpdate], if_match: IfMatch = None
     ) -> Response[WebhookEnvelope]:
         who = await _allowed(request, webhook_id)
-        if isinstance(data.project, str):
+        if data.project is None:
+            # Clearing the filter would send it every project's events: `_team` refuses it.
+            await _team(request, who, None)
+        elif isinstance(data.project, str):
             await _bus(request).call(p.GetProject(caller=who, project_id=data.project))
         cmd = c.UpdateWebhook(
             caller=who,
