@@ -4,15 +4,18 @@ NATS stopped while a delivery is in flight and started again on the same port wi
 JetStream store, and every event the API acknowledged reaches the receiver, a repeat under the
 same `webhook-id`. The services reconnect on their own; nothing restarts them.
 
-This module has a stack of its own on a nats-server of its own (`stratus_testing.NatsServer`,
-given to `stratus up` as NATS_URL), so stopping the bus disturbs no other module. The clock
-runs fast (600x) so that an attempt cut off by the outage is retried within a second."""
+Twice, on stacks of this module's own (stopping the bus disturbs no other module): a
+nats-server of the test's (`stratus_testing.NatsServer`, given to `stratus up` as NATS_URL,
+as a deployment's bus is), stopped until a write is refused and started again; and the
+embedded nats-server `stratus up` runs (`Stack.restart_nats`: SIGTERM, and its supervisor
+starts it again). The clock runs fast (600x) so that an attempt cut off by the outage is
+retried within a second."""
 
 from __future__ import annotations
 
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -133,7 +136,35 @@ def stack(tmp_path_factory: pytest.TempPathFactory, nats_server: NatsServer) -> 
         yield running
 
 
+@pytest.fixture(scope="module")
+def embedded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """A stack whose `stratus up` runs the bus itself, as the local stack does."""
+    env = {"STRATUS_ADMIN_KEY": keys.generate("live"), "STRATUS_CLOCK_SCALE": str(SCALE)}
+    with Stack(tmp_path_factory.mktemp("restart-embedded-stack"), env=env) as running:
+        yield running
+
+
 def test_a_nats_restart_mid_delivery_loses_no_event(stack: Stack, nats_server: NatsServer) -> None:
+    """The bus stopped for as long as it takes a write to be refused, then started again."""
+
+    def restart(producer: Producer, receiver: Receiver) -> None:
+        nats_server.stop(keep_data=True)
+        receiver.release.set()  # the held delivery's answer comes while the bus is down
+        wait_until(lambda: producer.refused > 0, timeout=20.0, message="a write refused while NATS is down")
+        nats_server.start()  # the same port, the same JetStream store
+
+    deliveries_survive(stack, restart)
+
+
+def test_the_stacks_own_nats_restarted_mid_delivery_loses_no_event(embedded: Stack) -> None:
+    """`stratus up`'s own nats-server stopped; its supervisor starts it again (same port, same
+    store) within a second."""
+    deliveries_survive(embedded, lambda _, receiver: embedded.restart_nats(receiver.release.set))
+
+
+def deliveries_survive(stack: Stack, restart: Callable[[Producer, Receiver], object]) -> None:
+    """Events made before, during and after `restart` (which stops the bus, lets the held
+    delivery answer while it is down, and starts it again): every acknowledged one arrives."""
     receiver = Receiver()
     producer = Producer(stack)
     try:
@@ -148,14 +179,8 @@ def test_a_nats_restart_mid_delivery_loses_no_event(stack: Stack, nats_server: N
             receiver.holding.wait(20)
             assert receiver.holding.is_set(), "no delivery arrived"
             wait_until(lambda: len(producer.acked) >= 10, timeout=20.0, message="10 events acknowledged")
-            nats_server.stop(keep_data=True)
             before = len(producer.acked)
-            receiver.release.set()  # its answer comes while the bus is down
-            wait_until(
-                lambda: producer.refused > 0, timeout=20.0, message="a write refused while NATS is down"
-            )
-
-            nats_server.start()  # the same port, the same JetStream store
+            restart(producer, receiver)
             wait_until(
                 lambda: len(producer.acked) >= before + 10,
                 timeout=60.0,
@@ -180,16 +205,25 @@ def test_a_nats_restart_mid_delivery_loses_no_event(stack: Stack, nats_server: N
             seen = receiver.by_name()
             repeated = {name: ids for name, ids in seen.items() if len(ids) != 1}
             assert not repeated, f"a repeat under another webhook-id: {repeated}"
-            # Each arrived under its event's id, as the event feed knows it.
+            # Each arrived under its event's id, as the event feed (which follows the stream on
+            # its own, so it may be a moment behind) names it.
             feed: dict[str, str] = {}
-            cursor = None
-            while True:
-                params = {"type": "project.created", "limit": 100, **({"cursor": cursor} if cursor else {})}
-                page = live.get("/v1/events", params=params).json()
-                feed.update({e["data"]["name"]: e["id"] for e in page["data"]})
-                if not page["meta"]["has_more"]:
-                    break
-                cursor = page["meta"]["next_cursor"]
+
+            def in_feed() -> bool:
+                cursor = None
+                while True:
+                    params = {
+                        "type": "project.created",
+                        "limit": 100,
+                        **({"cursor": cursor} if cursor else {}),
+                    }
+                    page = live.get("/v1/events", params=params).json()
+                    feed.update({e["data"]["name"]: e["id"] for e in page["data"]})
+                    if not page["meta"]["has_more"]:
+                        return set(acked) <= set(feed)
+                    cursor = page["meta"]["next_cursor"]
+
+            wait_until(in_feed, timeout=30.0, message="every acknowledged event in the event feed")
             assert {name: seen[name] for name in acked} == {name: {feed[name]} for name in acked}
             # And the delivery log agrees: each acknowledged event's delivery succeeded.
             logs = live.get(f"/v1/webhooks/{hook}/deliveries", params={"limit": 100, "status": "failed"})

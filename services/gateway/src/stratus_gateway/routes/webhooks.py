@@ -5,7 +5,8 @@ response that made it; the webhooks service keeps it sealed under the master key
 other reply carries its last four characters (`secret_hint`). A replay of a create or rotation
 under its Idempotency-Key says what was made, with `secret: null`. The webhooks service does not
 know project teams: for a member-bound key the gateway checks the endpoint's project with
-projects first.
+projects first, and keeps the endpoint on one project (a create or change without one would
+send it every project's events).
 """
 
 from __future__ import annotations
