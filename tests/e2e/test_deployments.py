@@ -12,6 +12,7 @@ import os
 import signal
 import time
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -234,6 +235,30 @@ def test_failing_build_keeps_its_logs(client: httpx.Client, tmp_path: Path) -> N
     assert any(stream == "system" and "Failed" in text for stream, text in texts)
     r = client.post(f"/v1/deployments/{done['id']}/rollback")
     problem(r, 409, "deployment_not_ready")
+
+
+def test_logs_since_is_a_time_with_an_offset(client: httpx.Client, tmp_path: Path) -> None:
+    repo = apps.make_repo(tmp_path / "app")
+    apps.commit_failing_build(repo)
+    project = project_with_repo(client, "deploy-since", repo)
+    done = settled(client, deploy(client, project["id"])["id"])
+    lines = all_lines(client, done["id"])
+    assert len(lines) >= 2
+    cut = lines[len(lines) // 2]
+    at = datetime.fromisoformat(cut["ts"])
+    path = f"/v1/deployments/{done['id']}/logs"
+    expected = [line["seq"] for line in lines if datetime.fromisoformat(line["ts"]) >= at]
+    # The same instant in UTC and at +02:00: the same lines.
+    for since in (at.astimezone(UTC).isoformat(), at.astimezone(timezone(timedelta(hours=2))).isoformat()):
+        page = client.get(path, params={"since": since, "limit": 1000})
+        assert page.status_code == 200, page.text
+        assert [line["seq"] for line in page.json()["data"]] == expected, since
+    # Without an offset it names a different instant on every machine: refused, as elsewhere.
+    naive = at.astimezone(UTC).replace(tzinfo=None).isoformat()
+    body = problem(client.get(path, params={"since": naive}), 422, "validation_failed")
+    assert body["errors"][0]["field"] == "since"
+    streamed = client.get(path, params={"since": naive}, headers={"Accept": "text/event-stream"})
+    problem(streamed, 422, "validation_failed")
 
 
 @pytest.mark.parametrize(

@@ -16,12 +16,14 @@ import contextlib
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Any
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -206,6 +208,36 @@ class Stack:
 
         pid = wait_until(replaced, timeout=timeout, message=f"{name} to be restarted")
         self.wait_ready(timeout)
+        return int(pid)
+
+    def restart_nats(self, while_down: Callable[[], object] | None = None, timeout: float = 30.0) -> int:
+        """Stop the stack's embedded nats-server (SIGTERM, as an operator's restart would) and
+        wait until the supervisor has started it again, on the same port with the same
+        JetStream store, and it accepts connections; its new pid. `while_down` is called once
+        the old server has exited. The services are left to reconnect by themselves."""
+        old = self._info().get("nats_pid")
+        if not old:
+            raise StackFailed("this stack's bus is not embedded (NATS_URL was given): restart that server")
+        url = urlsplit(self.nats_url)
+        os.kill(old, signal.SIGTERM)
+        wait_until(lambda: exited(old), timeout=timeout, message=f"nats-server {old} to stop")
+        if while_down is not None:
+            while_down()
+
+        def replaced() -> int | None:
+            pid = (self.info() or {}).get("nats_pid")
+            return pid if pid and pid != old else None
+
+        def accepts() -> bool:
+            try:
+                with socket.create_connection((url.hostname, url.port), timeout=1.0) as sock:
+                    sock.settimeout(1.0)
+                    return sock.recv(4).startswith(b"INFO")
+            except OSError:
+                return False
+
+        pid = wait_until(replaced, timeout=timeout, message="nats-server to be restarted")
+        wait_until(accepts, timeout=timeout, message=f"nats-server on {self.nats_url}")
         return int(pid)
 
     def _info(self) -> dict[str, Any]:

@@ -37,7 +37,7 @@ from stratus_gateway.auth import caller
 from stratus_gateway.envelope import ListMeta, Meta, meta, ok
 from stratus_gateway.openapi_docs import problems
 from stratus_gateway.problems import ApiError
-from stratus_gateway.routes.params import Cursor, Limit
+from stratus_gateway.routes.params import Cursor, Limit, aware
 
 Req = Request[Any, Any, Any]
 DeploymentId = Annotated[str, PathParameter(description="The deployment's id, `dep_…`.", max_length=64)]
@@ -264,12 +264,14 @@ class DeploymentController(Controller):
         ] = 100,
         cursor: Cursor = None,
         since: Annotated[
-            datetime | None, Parameter(description="Only lines at or after this time (RFC 3339).")
+            datetime | None,
+            Parameter(description="Only lines at or after this time (RFC 3339, with an offset)."),
         ] = None,
         follow: Annotated[
             bool, Parameter(description="Stream: keep following the app's runtime lines.")
         ] = False,
     ) -> Response[Any]:
+        aware("since", since)
         after = _seq(cursor, "cursor")
         if _wants_stream(request):
             # Found first: an unknown id is a 404 now, not a stream that breaks.

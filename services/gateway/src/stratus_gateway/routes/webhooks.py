@@ -5,7 +5,8 @@ response that made it; the webhooks service keeps it sealed under the master key
 other reply carries its last four characters (`secret_hint`). A replay of a create or rotation
 under its Idempotency-Key says what was made, with `secret: null`. The webhooks service does not
 know project teams: for a member-bound key the gateway checks the endpoint's project with
-projects first.
+projects first, and keeps the endpoint on one project (a create or change without one would
+send it every project's events).
 """
 
 from __future__ import annotations
@@ -216,7 +217,10 @@ class WebhookController(Controller):
         self, request: Req, webhook_id: WebhookId, data: JSONBody[WebhookUpdate], if_match: IfMatch = None
     ) -> Response[WebhookEnvelope]:
         who = await _allowed(request, webhook_id)
-        if isinstance(data.project, str):
+        if data.project is None:
+            # Clearing the filter would send it every project's events: `_team` refuses it.
+            await _team(request, who, None)
+        elif isinstance(data.project, str):
             await _bus(request).call(p.GetProject(caller=who, project_id=data.project))
         cmd = c.UpdateWebhook(
             caller=who,
