@@ -14,6 +14,8 @@ missing and running as root):
     GET /v1/me, INFO log       the same on a gateway at the default log level (INFO: one JSON
                                access line per request) writing to a file, as `make run` does
                                for an operator whose log collector reads it
+    GET /v1/me, telemetry off  the same on a gateway with STRATUS_TELEMETRY=0 (no request records:
+                               the pair with GET /v1/me is what recording costs)
     GET /v1/me, rate-limited   the same with a `pro`-plan key: a token per request from the
                                rate limiter, and the `X-RateLimit-*` headers
     GET /v1/projects/{id}      auth, then one NATS round trip to projects (`internal` plan:
@@ -77,6 +79,7 @@ from typing import IO, Any
 
 import deploys  # deploy/bench/deploys.py, beside this script
 import hooks  # deploy/bench/hooks.py
+import metrics  # deploy/bench/metrics.py
 
 from stratus_contracts import keys
 from stratus_gateway.__main__ import DEFAULT_SERVER, SERVERS
@@ -96,6 +99,7 @@ RATE_LIMITED = "GET project, rate-limited"
 ME = "GET /v1/me"
 ME_LIMITED = "GET /v1/me, rate-limited"
 ME_INFO = "GET /v1/me, INFO log"
+ME_NOTEL = "GET /v1/me, telemetry off"
 UNLIMITED = "GET /v1/projects/{id}"
 OTHER_SERVER = next(name for name in SERVERS if name != DEFAULT_SERVER)
 ME_OTHER = f"GET /v1/me, {OTHER_SERVER}"
@@ -113,6 +117,7 @@ PAIRS = [
     (f"GET /v1/me on {DEFAULT_SERVER} against {OTHER_SERVER}", ME, ME_OTHER),
     (f"GET /v1/projects/{{id}} on {DEFAULT_SERVER} against {OTHER_SERVER}", UNLIMITED, GET_OTHER),
     ("GET /v1/me at INFO (access log to a file) against WARNING", ME_INFO, ME),
+    ("GET /v1/me with request telemetry against without (STRATUS_TELEMETRY=0)", ME, ME_NOTEL),
     ("GET /v1/me with a pro key (rate limiter on) against internal", ME_LIMITED, ME),
     ("GET /v1/projects/{id} with a pro key against internal", RATE_LIMITED, UNLIMITED),
 ]
@@ -831,13 +836,27 @@ def bench(s: Settings, wrk: str, tmp: Path) -> int:
     facts = machine_facts(wrk)
     admin_key = keys.generate("live")
     auth = {"Authorization": f"Bearer {admin_key}"}
-    gw_port, other_port, info_port = free_port(), free_port(), free_port()
+    gw_port, other_port, info_port, notel_port = free_port(), free_port(), free_port(), free_port()
     base_ports = {server: free_port() for server in SERVERS}
     procs: list[Proc] = []
     warnings: list[str] = []
     info_gateway: Proc | None = None
     try:
         env = stack_env(tmp, gw_port, admin_key)
+        # 10 M synthetic request rows in the stack's chDB before it starts (metrics.py).
+        print(f"bench: loading {metrics.LOAD_ROWS:,} metrics rows", flush=True)
+        (tmp / "data").mkdir(parents=True, exist_ok=True)
+        subprocess.run(
+            [
+                sys.executable,
+                str(HERE / "metrics.py"),
+                "load",
+                str(tmp / "data" / "metrics-chdb"),
+                str(metrics.LOAD_ROWS),
+            ],
+            check=True,
+            timeout=900,
+        )
         stack = start_stack(tmp, env)
         procs.append(stack)
         baselines = {server: start_baseline(tmp, port, server) for server, port in base_ports.items()}
@@ -859,7 +878,11 @@ def bench(s: Settings, wrk: str, tmp: Path) -> int:
         )
         procs.append(info_gateway)
         wait_http_ok(other, other_port, "/readyz", deadline)
+        notel = start_gateway(tmp, "gateway-notel", notel_port, {**env, "STRATUS_TELEMETRY": "0"}, nats_url)
+        procs.append(notel)
         wait_http_ok(info_gateway, info_port, "/readyz", deadline)
+        wait_http_ok(notel, notel_port, "/readyz", deadline)
+        pids[notel.name] = notel.popen.pid
         pids[other.name] = other.popen.pid
         pids[info_gateway.name] = info_gateway.popen.pid
         for proc in baselines.values():
@@ -871,7 +894,7 @@ def bench(s: Settings, wrk: str, tmp: Path) -> int:
         pro_project_id = create_project(gw_port, pro_auth)
         for port in base_ports.values():
             smoke(port, "/", {})
-        for port in (gw_port, other_port, info_port):
+        for port in (gw_port, other_port, info_port, notel_port):
             smoke(port, "/v1/me", auth)
         smoke(gw_port, "/v1/me", pro_auth, limited=True)
         smoke(gw_port, f"/v1/projects/{project_id}", auth)
@@ -898,6 +921,7 @@ def bench(s: Settings, wrk: str, tmp: Path) -> int:
             Target(
                 ME_INFO, f"http://127.0.0.1:{info_port}/v1/me", auth, serving={"gateway": info_gateway.name}
             ),
+            Target(ME_NOTEL, f"http://127.0.0.1:{notel_port}/v1/me", auth, serving={"gateway": notel.name}),
             Target(ME_LIMITED, f"{gw}/v1/me", pro_auth),
             Target(UNLIMITED, f"{gw}/v1/projects/{project_id}", auth),
             Target(
@@ -956,6 +980,13 @@ def bench(s: Settings, wrk: str, tmp: Path) -> int:
             burst=200 if s.rounds > 1 else 50,
             cpu=lambda: cpu_snapshot(stack_pids(tmp / "data", deadline)),
         )
+        print("bench: metrics ingest and queries", flush=True)
+        measured = metrics.measure(
+            nats_url,
+            stack_pids(tmp / "data", deadline)["metrics"],
+            rows=500_000 if s.rounds > 1 else 100_000,
+            repeat=5 if s.rounds > 1 else 3,
+        )
         postgres = os.environ.get("BENCH_POSTGRES_DSN", "").strip()
         if postgres:
             print("bench: the write target on PostgreSQL", flush=True)
@@ -989,6 +1020,7 @@ def bench(s: Settings, wrk: str, tmp: Path) -> int:
     print_writes(writes)
     deploys.report(deployed)
     hooks.report(hooked)
+    metrics.report(measured)
     if any(row["errors"] for row in rows):
         warnings.append("some runs had non-2xx responses or socket errors; their figures are suspect")
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
@@ -1004,6 +1036,7 @@ def bench(s: Settings, wrk: str, tmp: Path) -> int:
                 "writes": writes,
                 "deployments": deployed,
                 "webhooks": hooked,
+                "metrics": measured,
             },
             indent=2,
         )

@@ -67,6 +67,7 @@ def test_health_and_readiness_need_no_key(anon: httpx.Client) -> None:
         "deployments": True,
         "webhooks": True,
         "audit": True,
+        "metrics": True,
     }
 
 

@@ -106,6 +106,10 @@ class Deployment(msgspec.Struct, frozen=True, kw_only=True):
     updated: datetime
     ready_at: datetime | None = None
     version: int
+    # When its latest build began and ended (null until then; events stored before these
+    # existed decode without them).
+    build_started_at: datetime | None = None
+    build_finished_at: datetime | None = None
 
 
 class DeploymentPage(msgspec.Struct, frozen=True, kw_only=True):

@@ -237,6 +237,17 @@ CATALOGUE: dict[str, ErrorSpec] = {
         "Deployment cannot be canceled",
         "Only a `queued`, `building` or `deploying` deployment can be canceled; this one has finished.",
     ),
+    # metrics
+    "metrics_range_invalid": ErrorSpec(
+        422,
+        "Metrics range or step invalid",
+        "`range` is a duration such as `15m`, `24h` or `7d` between 1 minute and 30 days; `step`, when given, a duration of at least `1s` and at most the range.",
+    ),
+    "metrics_too_many_points": ErrorSpec(
+        422,
+        "Too many points",
+        "A metrics answer holds at most 10,000 points (series × buckets). Narrow the query: a bigger `step`, a shorter `range`, fewer `group_by` labels or more filters; `detail` says how many it would have been.",
+    ),
     # identity
     "account_not_found": ErrorSpec(404, "Account not found", "No such account."),
     "key_not_found": ErrorSpec(404, "API key not found", "No API key with this id exists in this account."),

@@ -35,6 +35,7 @@ SERVICES: tuple[ServiceSpec, ...] = (
     ServiceSpec(name="deployments", rebuildable=True),
     ServiceSpec(name="webhooks", rebuildable=True, holds_master_key=True),
     ServiceSpec(name="audit", rebuildable=True),
+    ServiceSpec(name="metrics"),
 )
 GATEWAY = ServiceSpec(name="gateway")
 PROCESSES: tuple[ServiceSpec, ...] = (*SERVICES, GATEWAY)

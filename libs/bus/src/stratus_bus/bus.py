@@ -36,7 +36,7 @@ from opentelemetry import propagate, trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from stratus_bus.config import request_timeout, stream_replicas
-from stratus_contracts import subjects
+from stratus_contracts import metrics, subjects
 from stratus_contracts.errors import DomainError, ErrorReply
 from stratus_contracts.messages import Message
 from stratus_contracts.reply import Reply
@@ -267,6 +267,40 @@ class Bus:
             except nats.js.errors.BadRequestError:
                 # Another process created it in between; that is what we wanted.
                 await self.js.stream_info(subjects.EVENTS_STREAM)
+
+    async def ensure_telemetry_stream(self) -> None:
+        """The `TELEMETRY` stream (request records and custom events, for the metrics service):
+        a buffer bounded in age and bytes, not a store; a batch re-published within two minutes
+        (same `Nats-Msg-Id`) is dropped."""
+        await self.ensure_stream(
+            StreamConfig(
+                name=metrics.TELEMETRY_STREAM,
+                subjects=[metrics.TELEMETRY_SUBJECTS],
+                max_age=metrics.STREAM_MAX_AGE,
+                max_bytes=metrics.STREAM_MAX_BYTES,
+                duplicate_window=120.0,
+                num_replicas=stream_replicas(),
+            )
+        )
+
+    async def ensure_stream(self, config: StreamConfig) -> None:
+        """Create a stream, or bring an existing one's subjects and limits to `config`: whichever
+        process publishes or consumes first makes it (the telemetry stream)."""
+        try:
+            info = await self.js.stream_info(config.name)
+        except nats.js.errors.NotFoundError:
+            try:
+                await self.js.add_stream(config)
+                return
+            except nats.js.errors.BadRequestError:
+                info = await self.js.stream_info(config.name)  # another process made it in between
+        current = info.config
+        if (current.subjects, current.max_age, current.max_bytes) != (
+            config.subjects,
+            config.max_age,
+            config.max_bytes,
+        ):
+            await self.js.update_stream(config)
 
     async def call(
         self,

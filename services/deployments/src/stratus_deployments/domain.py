@@ -56,6 +56,9 @@ class Deployment(msgspec.Struct, frozen=True, kw_only=True):
     # of a rollback runs the original build.
     artifact_of: uuid.UUID | None = None
     actor: Actor | None = None  # who asked for it (the runner's reveal of its variables names them)
+    # When its (latest) build began and ended: the metrics service records the build's duration.
+    build_started_at: datetime | None = None
+    build_finished_at: datetime | None = None
 
 
 class Slot(msgspec.Struct, frozen=True, kw_only=True):
@@ -200,14 +203,21 @@ def _moved(state: Deployment, event: DomainEvent, status: Status, **changes: obj
     )
 
 
+def _build_ended(state: Deployment, event: DomainEvent) -> dict[str, object]:
+    """A failure or cancel during the build ends the build then."""
+    return {"build_finished_at": event.timestamp} if state.status == "building" else {}
+
+
 @mutate.register
 def _(event: DeploymentBuilding, state: Deployment) -> Deployment:
-    return _moved(state, event, "building", sha=event.sha)
+    return _moved(
+        state, event, "building", sha=event.sha, build_started_at=event.timestamp, build_finished_at=None
+    )
 
 
 @mutate.register
 def _(event: DeploymentDeploying, state: Deployment) -> Deployment:
-    return _moved(state, event, "deploying")
+    return _moved(state, event, "deploying", build_finished_at=event.timestamp)
 
 
 @mutate.register(DeploymentSucceeded)
@@ -218,12 +228,20 @@ def _(event: DeploymentSucceeded | DeploymentRolledBack, state: Deployment) -> D
 
 @mutate.register
 def _(event: DeploymentFailed, state: Deployment) -> Deployment:
-    return _moved(state, event, "failed", reason=event.reason, failure_code=event.code, url=None)
+    return _moved(
+        state,
+        event,
+        "failed",
+        reason=event.reason,
+        failure_code=event.code,
+        url=None,
+        **_build_ended(state, event),
+    )
 
 
 @mutate.register
 def _(event: DeploymentCanceled, state: Deployment) -> Deployment:
-    return _moved(state, event, "canceled", reason=event.reason, url=None)
+    return _moved(state, event, "canceled", reason=event.reason, url=None, **_build_ended(state, event))
 
 
 @mutate.register

@@ -39,6 +39,8 @@ def deployment(state: domain.Deployment, mode: Mode) -> c.Deployment:
         created=state.created,
         updated=state.updated,
         ready_at=state.ready_at,
+        build_started_at=state.build_started_at,
+        build_finished_at=state.build_finished_at,
         version=state.version,
     )
 

@@ -16,7 +16,7 @@ from litestar.types import ASGIApp
 
 from stratus_bus import Bus
 from stratus_bus.config import nats_url
-from stratus_gateway import auth, idempotency, limits, ratelimit, versioning
+from stratus_gateway import auth, idempotency, limits, ratelimit, telemetry, versioning
 from stratus_gateway.middleware import edge
 from stratus_gateway.problems import EXCEPTION_HANDLERS, ApiError
 from stratus_gateway.routes import system, tokens
@@ -28,6 +28,7 @@ from stratus_gateway.routes.event_types import EventTypeController
 from stratus_gateway.routes.events import EventController
 from stratus_gateway.routes.keys import KeyController
 from stratus_gateway.routes.members import MemberController
+from stratus_gateway.routes.metrics import MetricsController
 from stratus_gateway.routes.project_members import ProjectMemberController
 from stratus_gateway.routes.projects import ProjectController
 from stratus_gateway.routes.webhooks import DeliveryController, WebhookController
@@ -74,9 +75,17 @@ def create_app(bus: Bus | None = None) -> Litestar:
         limiter = await ratelimit.start(app, app.state.bus)
         authn = await auth.start(app, app.state.bus, limiter)
         await idempotency.start(app, app.state.bus)
+        recorder = None
+        if telemetry.enabled():
+            recorder = telemetry.Recorder(app.state.bus)
+            await recorder.start()
+            app.state.telemetry = recorder
         try:
             yield
         finally:
+            if recorder is not None:
+                app.state.telemetry = None
+                await recorder.stop()
             await limiter.stop()
             await authn.stop()
             if owned:
@@ -98,6 +107,7 @@ def create_app(bus: Bus | None = None) -> Litestar:
                 DeliveryController,
                 EventTypeController,
                 AuditController,
+                MetricsController,
                 KeyController,
                 MemberController,
                 system.me,
@@ -117,7 +127,7 @@ def create_app(bus: Bus | None = None) -> Litestar:
             system.asyncapi_json,
         ],
         lifespan=[lifespan],
-        state=State({"bus": bus, "deprecations": deprecations}),
+        state=State({"bus": bus, "deprecations": deprecations, "telemetry": None}),
         exception_handlers={**EXCEPTION_HANDLERS, NotFoundException: versioning.on_not_found},  # type: ignore[dict-item]
         before_send=[versioning.deprecation_headers(deprecations)] if deprecations else [],
         request_max_body_size=MAX_BODY,
@@ -143,6 +153,7 @@ def create_app(bus: Bus | None = None) -> Litestar:
                 Tag(name="webhooks"),
                 Tag(name="identity"),
                 Tag(name="audit"),
+                Tag(name="metrics"),
                 Tag(name="system"),
             ],
             create_examples=False,

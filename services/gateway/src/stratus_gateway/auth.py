@@ -29,7 +29,7 @@ from stratus_contracts.events import Event
 from stratus_gateway import ratelimit
 from stratus_gateway.clientip import allowed, client_ip
 from stratus_gateway.envelope import RESPONSE_HEADERS
-from stratus_gateway.middleware import BEARER_STATE
+from stratus_gateway.middleware import AUTH_STATE, BEARER_STATE
 from stratus_gateway.problems import ApiError
 from stratus_gateway.tokens import TokenClaims, TokenSigner
 from stratus_gateway.usage import KeyUsage
@@ -211,7 +211,6 @@ def _narrow(parent: tuple[str, ...] | None, child: tuple[str, ...] | None) -> tu
 
 AGE_WARNING_DAYS = float(os.environ.get("STRATUS_KEY_AGE_WARNING_DAYS", "90"))
 AGE_WARNING_SECONDS = AGE_WARNING_DAYS * 86400
-AUTH_STATE = "stratus.auth"  # where the resolved credential lives in the ASGI scope
 
 
 class Authenticated(msgspec.Struct, frozen=True):

@@ -1,5 +1,5 @@
 """The gateway's one outer ASGI layer: request id, server span, size limits, address rate limit,
-response headers and the access log line.
+response headers, the access log line and the request's telemetry record (`telemetry`).
 
 It wraps every response (errors and unknown routes included), so `X-Request-Id` is always set.
 These jobs share one layer and one pass over the request headers because every layer and every
@@ -36,6 +36,7 @@ ACCESS_LOG = Line(
 )
 _tracer = trace.get_tracer("stratus.gateway")
 BEARER_STATE = "stratus.authorization"  # the raw Authorization header, found in the one pass here
+AUTH_STATE = "stratus.auth"  # where `auth` leaves the resolved credential in the ASGI scope
 _SANE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
 
@@ -56,6 +57,9 @@ def edge(app: Litestar) -> ASGIApp:
     request, so the app may start after this is built)."""
 
     async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
+        recorder = app.state.get("telemetry")  # telemetry.Recorder, or None when it is off
+        if recorder is not None:
+            began, wall = time.perf_counter(), time.time()
         if scope["type"] != "http":
             await app(scope, receive, send)
             return
@@ -115,6 +119,25 @@ def edge(app: Litestar) -> ASGIApp:
                     span.set_status(Status(StatusCode.ERROR))
             if started:
                 ACCESS_LOG.log(method, path, status, started)  # duration_ms: the writer subtracts
+            if recorder is not None and (auth := state.get(AUTH_STATE)) is not None:
+                # Only authenticated requests: a record belongs to an account and a mode. The
+                # route is Litestar's template, so ids in paths never make new series.
+                who, params = auth.caller, state.get("path_params") or {}
+                recorder.add(
+                    (
+                        int(wall * 1000),
+                        who.account_id,
+                        who.mode,
+                        state.get("path_template") or "",
+                        method,
+                        status,
+                        (time.perf_counter() - began) * 1000.0,
+                        request_id,
+                        who.key_id,
+                        params.get("project_id") or "",
+                        params.get("env_id") or "",
+                    )
+                )
             if span is not None:
                 otel_context.detach(context_token)
                 span.end()

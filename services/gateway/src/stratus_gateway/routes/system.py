@@ -83,7 +83,10 @@ async def readyz(request: Req) -> Response[Any]:
     else:
         checks.update(dict.fromkeys(SERVICES, False))
     if all(checks.values()):
-        return ok(HealthEnvelope(data={"status": "ready", "checks": checks}, meta=meta()))
+        data: dict[str, Any] = {"status": "ready", "checks": checks}
+        if (recorder := request.app.state.get("telemetry")) is not None:
+            data["telemetry"] = recorder.stats()  # dropped_total rises when the bus cannot keep up
+        return ok(HealthEnvelope(data=data, meta=meta()))
     down = ", ".join(name for name, up in checks.items() if not up)
     return problem_response(
         "service_unavailable", f"Not ready: {down} not answering.", headers={"Retry-After": "1"}

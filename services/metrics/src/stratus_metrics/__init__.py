@@ -1,0 +1,1 @@
+"""The metrics service: request telemetry, custom events and build records in ClickHouse."""
