@@ -2,8 +2,8 @@
 -- the time it ended. `duration_s` runs from `build_started_at` to `build_finished_at`; `result`
 -- is `succeeded`, `failed` or `canceled`.
 CREATE TABLE IF NOT EXISTS builds (
-    ts DateTime64(3, 'UTC'),
-    account String,
+    ts DateTime64(3, 'UTC') CODEC(DoubleDelta, LZ4),
+    account LowCardinality(String),
     mode LowCardinality(String),
     project String,
     env String,
