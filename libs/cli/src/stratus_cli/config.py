@@ -20,6 +20,7 @@ class Settings:
     admin_key: str | None
     ready_timeout: float
     bootstrap_plan: str = "free"  # the bootstrap account's plan when it is created
+    replicas: int = 1  # processes of each service and of the gateway (`--replicas`, STRATUS_REPLICAS)
 
     @property
     def gateway_url(self) -> str:
@@ -40,6 +41,7 @@ def from_env(env: os._Environ[str] | dict[str, str] | None = None) -> Settings:
         admin_key=env.get("STRATUS_ADMIN_KEY") or None,
         ready_timeout=float(env.get("STRATUS_READY_TIMEOUT", "60")),
         bootstrap_plan=env.get("STRATUS_BOOTSTRAP_PLAN") or "free",
+        replicas=int(env.get("STRATUS_REPLICAS") or "1"),
     )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 from collections.abc import Sequence
@@ -18,7 +19,12 @@ def _version() -> str:
         return "unknown"
 
 
-def _up(_: argparse.Namespace) -> int:
+def _up(args: argparse.Namespace) -> int:
+    if args.replicas is not None:
+        if args.replicas < 1:
+            print("stratus: --replicas must be at least 1", file=sys.stderr)
+            return 2
+        os.environ["STRATUS_REPLICAS"] = str(args.replicas)
     # Importing the supervisor takes a moment; a Ctrl-C or SIGTERM meanwhile must still mean
     # "stop cleanly", so note it now and let the supervisor act on it once it runs.
     early: list[int] = []
@@ -200,6 +206,12 @@ def build_parser() -> argparse.ArgumentParser:
         description="Start nats-server (unless NATS_URL is set), every service and the gateway; "
         "create the first account and its admin keys on first run; restart crashed services; "
         "stop everything on SIGINT/SIGTERM.",
+    )
+    up.add_argument(
+        "--replicas",
+        type=int,
+        help="processes of each service and of the gateway (default: STRATUS_REPLICAS, else 1); "
+        "the gateways share one port, the metrics service on embedded chDB stays one",
     )
     up.set_defaults(handler=_up)
 

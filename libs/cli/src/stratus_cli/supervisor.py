@@ -43,7 +43,8 @@ class Supervisor:
         self.data_dir = settings.data_dir
         self.nats_url = settings.nats_url or ""
         self.nats: Child | None = None  # set only when we run the bus ourselves
-        self.services: dict[str, Child] = {}
+        self.services: dict[str, Child] = {}  # by child name: `projects`, `projects-2`, …
+        self.specs: dict[str, services.ServiceSpec] = {}
         self.tasks: list[asyncio.Task[None]] = []
         self.stop_requested = asyncio.Event()
         self.stopping = asyncio.Event()
@@ -110,7 +111,13 @@ class Supervisor:
             env.pop(name, None)
         for spec in services.PROCESSES:
             child_env = {**env, **secrets_env} if spec.holds_master_key else env
-            self.services[spec.name] = Child(spec.name, [sys.executable, "-m", spec.module], child_env)
+            count = self._replicas(spec)
+            if spec is services.GATEWAY and count > 1:
+                child_env = {**child_env, "STRATUS_REUSE_PORT": "1"}  # one port, N gateways
+            for i in range(count):
+                name = spec.name if i == 0 else f"{spec.name}-{i + 1}"
+                self.services[name] = Child(name, [sys.executable, "-m", spec.module], child_env)
+                self.specs[name] = spec
 
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.settings.ready_timeout
@@ -122,16 +129,18 @@ class Supervisor:
         bus = Bus(nc)
         first = [s.name for s in services.SERVICES if s.bootstrap]
         try:
+            for name, child in self.services.items():
+                if self.specs[name].name in first:
+                    await self._launch(child)
             for name in first:
-                await self._launch(self.services[name])
                 await self._wait_ping(bus, name, deadline)
             self.bootstrap = await self._bootstrap(bus, deadline)
         finally:
             await natsserver.close_quietly(nc)
 
-        for spec in services.PROCESSES:
-            if spec.name not in first:
-                await self._launch(self.services[spec.name])
+        for name, child in self.services.items():
+            if self.specs[name].name not in first:
+                await self._launch(child)
         await self._wait_ready(loop.time() + self.settings.ready_timeout)
         self.ready = True
         self._write_stack()
@@ -177,6 +186,16 @@ class Supervisor:
                 child.supervise(self.stopping, self._on_restart), name=f"supervise-{child.name}"
             )
         )
+
+    def _replicas(self, spec: services.ServiceSpec) -> int:
+        """Processes of `spec` to run. The metrics service on embedded chDB stays one: chDB is one
+        engine per process over its files (a second process could not open them)."""
+        count = max(1, self.settings.replicas)
+        dsn = os.environ.get("STRATUS_METRICS_DSN") or "chdb:"  # unset: the embedded default
+        if spec.name == "metrics" and count > 1 and dsn.startswith("chdb:"):
+            log.info("the metrics service runs one replica on embedded chDB", extra={"replicas": 1})
+            return 1
+        return count
 
     def _on_restart(self, child: Child) -> None:
         log.info(

@@ -15,6 +15,7 @@ import contextlib
 import logging
 import os
 import signal
+import socket
 import sys
 from collections.abc import Iterator, Mapping
 
@@ -76,7 +77,23 @@ def _serve_uvicorn(app: ASGIApp, host: str, port: int) -> None:
         log_config=None,
         timeout_graceful_shutdown=DRAIN_SECONDS,
     )
-    Server(config).run()
+    server = Server(config)
+    if os.environ.get("STRATUS_REUSE_PORT") == "1":
+        # Replicas of the gateway on one port (`stratus up --replicas N`): each binds it with
+        # SO_REUSEPORT and the kernel spreads new connections over them.
+        server.run(sockets=[_shared_socket(host, port)])
+    else:
+        server.run()
+
+
+def _shared_socket(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind((host, port))
+    sock.listen(2048)
+    return sock
 
 
 def _serve_granian(app: ASGIApp, host: str, port: int) -> None:
@@ -152,6 +169,9 @@ def main() -> int:
         server = server_from(os.environ)
     except ValueError as exc:
         log.error(str(exc))
+        return 2
+    if server == "granian" and os.environ.get("STRATUS_REUSE_PORT") == "1":
+        log.error("gateway replicas share their port on uvicorn only: unset STRATUS_HTTP_SERVER=granian")
         return 2
     serve(
         asgi(),
