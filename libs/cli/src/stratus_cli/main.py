@@ -162,6 +162,31 @@ def _add_env(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     push.set_defaults(handler=_env_push)
 
 
+def _sandbox_reset(_: argparse.Namespace) -> int:
+    from stratus_cli import sandboxcmd
+
+    return sandboxcmd.main_reset()
+
+
+def _add_sandbox(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    sandbox = commands.add_parser(
+        "sandbox",
+        help="reset test mode's data on the running stack",
+        description="Operator commands for the sandbox (test mode). They reach the running stack "
+        "through $STRATUS_DATA_DIR/stack.json (or NATS_URL).",
+    )
+    verbs = sandbox.add_subparsers(title="subcommands", dest="verb", metavar="SUBCOMMAND", required=True)
+    reset = verbs.add_parser(
+        "reset",
+        help="drop every service's test-mode data now; live data is untouched",
+        description="Every service drops its test-mode data (event stores, read models, webhook "
+        "endpoints and deliveries, deployments and their apps, audit rows, metrics partitions, "
+        "the test-mode events on the stream); accounts and keys stay. Prints the new epoch and "
+        "each service's as JSON; exit 1 if one has not followed within 30 s.",
+    )
+    reset.set_defaults(handler=_sandbox_reset)
+
+
 def _config_check(args: argparse.Namespace) -> int:
     from stratus_cli import configcheck
 
@@ -227,6 +252,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_secrets(commands)
     _add_env(commands)
     _add_config(commands)
+    _add_sandbox(commands)
     return parser
 
 

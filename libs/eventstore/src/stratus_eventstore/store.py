@@ -38,6 +38,31 @@ class Store(Application[Any]):
         return recorder
 
 
+def drop_store(service: str, partition: str, data_dir: Path) -> None:
+    """Delete a partition's events, snapshots and tracking for good (the sandbox reset drops the
+    test partition of an earlier epoch): its SQLite files, or its PostgreSQL tables."""
+    env = store_env(service, partition, data_dir)
+    if env["PERSISTENCE_MODULE"] == "eventsourcing.postgres":
+        store = open_store(service, partition, data_dir)
+        try:
+            recorder: Any = store.recorder
+            tables = [recorder.events_table_name, store.tracking().tracking_table_name]  # type: ignore[attr-defined]
+            if store.snapshots is not None:
+                tables.append(store.snapshots.recorder.events_table_name)  # type: ignore[attr-defined]
+            from psycopg import sql
+
+            with recorder.datastore.transaction(commit=True) as cursor:
+                for table in tables:
+                    name = sql.Identifier(recorder.datastore.schema, table)
+                    cursor.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(name))
+        finally:
+            store.close()
+        return
+    base = Path(env["SQLITE_DBNAME"])
+    for path in (base, base.with_name(base.name + "-wal"), base.with_name(base.name + "-shm")):
+        path.unlink(missing_ok=True)
+
+
 def store_env(service: str, partition: str, data_dir: Path) -> dict[str, str]:
     return {
         "PERSISTENCE_MODULE": os.environ.get("PERSISTENCE_MODULE", "eventsourcing.sqlite"),

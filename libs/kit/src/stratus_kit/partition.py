@@ -51,6 +51,10 @@ RECENT = 8192  # notifications kept in memory for the relay
 FEED_BACKLOG = 1024
 
 
+def read_path(data_dir: Path, service: str, store_name: str) -> Path:
+    return data_dir / f"{service}-{store_name}.read.db"
+
+
 def cache_size() -> int:
     return int(os.environ.get("STRATUS_AGGREGATE_CACHE", "10000"))
 
@@ -150,17 +154,22 @@ class Partition:
         data_dir: Path,
         cache: int | None = None,
         snapshot_every: int | None = None,
+        store_name: str | None = None,
     ) -> None:
         self.service = service
-        self.name = name
+        self.name = name  # what messages route to: a mode, or `main`
+        # What its files and tables are named after: the name, or the test mode's at a sandbox
+        # epoch (`stratus_kit.sandbox`: `test_e3`), so that a reset starts from nothing.
+        self.store_name = store_name or name
+        self.data_dir = data_dir
         self.project = project
-        self.store: Store = open_store(service, name, data_dir)
+        self.store: Store = open_store(service, self.store_name, data_dir)
         self.cache = AggregateCache(cache_size() if cache is None else cache)
         self.snapshot_every = snapshot_interval() if snapshot_every is None else snapshot_every
         self.read_file: ReadModelFile | None = None
         self.read_models: dict[str, Any] = {}
         if read_models:
-            self.read_file = ReadModelFile(data_dir / f"{service}-{name}.read.db")
+            self.read_file = ReadModelFile(read_path(data_dir, service, self.store_name))
             self.read_models = {spec.name: self.read_file.open(spec) for spec in read_models}
         self._lock = threading.RLock()  # following the log and applying commits, one at a time
         self._mapper = self.store.mapper
@@ -186,6 +195,7 @@ class Partition:
         log), and its handlers only read them."""
         part = cls.__new__(cls)
         part.service, part.name = service, name
+        part.store_name, part.data_dir = name, None
         part.project = Projector()
         part.store = None
         part.cache = AggregateCache(0)

@@ -382,6 +382,13 @@ class Registry:
                 return Replayed(msgspec.msgpack.decode(bytes(raw), type=returns))
         return result
 
+    def swap(self, name: str, partition: Partition) -> Runner:
+        """Route partition `name`'s messages to `partition` from now on; the previous runner (to
+        stop once it has finished what it holds)."""
+        previous = self.runners[name]
+        self.runners[name] = Runner(partition, previous.clock)
+        return previous
+
     def stop(self) -> None:
         for runner in self.runners.values():
             runner.stop()

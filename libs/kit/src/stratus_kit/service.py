@@ -36,9 +36,10 @@ from stratus_bus.config import data_dir, nats_url, relay_enabled
 from stratus_contracts import subjects
 from stratus_contracts.reply import Ping, Pong, RebuildResult
 from stratus_eventstore.model import utcnow
-from stratus_kit import idempotency, lease
+from stratus_eventstore.store import drop_store
+from stratus_kit import idempotency, lease, sandbox
 from stratus_kit.consumer import Consumer
-from stratus_kit.partition import Partition, Projector
+from stratus_kit.partition import Partition, Projector, read_path
 from stratus_kit.read_model import ReadModel
 from stratus_kit.registry import Combine, Registry, Route
 from stratus_kit.relay import Publisher, Relay
@@ -92,6 +93,9 @@ class Service:
     # Its consumers and tasks run on one replica at a time, the holder of the service's lease
     # (`stratus_kit.lease`); every replica serves commands and queries.
     singleton: bool = False
+    # What a sandbox reset does beyond swapping the test partition for an empty one (stopping
+    # test-mode apps, dropping a stream-fed read model's test rows): `async (local)`.
+    on_sandbox_reset: Callable[[Local], Awaitable[None]] | None = None
 
 
 class Local:
@@ -106,6 +110,9 @@ class Local:
         self.deps = deps
         self.consumers: dict[str, Consumer] = {}  # by durable name, once the service runs
         self.lease: lease.Lease | None = None  # a singleton service's, once it runs
+        self.epoch = 0  # the sandbox epoch its test partition belongs to (`stratus_kit.sandbox`)
+        self.relays: dict[str, tuple[Relay, asyncio.Task[None]]] = {}
+        self.bus: Bus | None = None
 
     def call(self, message: Any, timeout: float = 30.0) -> Any:
         return self.registry.call(message, timeout)
@@ -131,6 +138,41 @@ class Local:
         self.registry.dispatch(message, done)
         return await future
 
+    async def reset_sandbox(self, epoch: int) -> None:
+        """Drop this process's test-mode data: the test partition becomes an empty one of
+        `epoch` (the old one's workers finish what they hold, then its files or tables go), and
+        the service's own `on_sandbox_reset` runs."""
+        old = self.partitions.get(sandbox.MODE)
+        if old is not None and old.event_sourced:
+            assert old.data_dir is not None
+            new = await asyncio.to_thread(
+                _partition, self.service, sandbox.MODE, old.data_dir, sandbox.store_name(sandbox.MODE, epoch)
+            )
+            new.watchers = old.watchers  # the service's background tasks go on hearing its commits
+            previous = self.registry.swap(sandbox.MODE, new)
+            self.partitions[sandbox.MODE] = new
+            relay = self.relays.pop(sandbox.MODE, None)
+            if relay is not None:
+                relay[1].cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await relay[1]
+                self.start_relay(sandbox.MODE)
+            await asyncio.to_thread(previous.stop)
+            await asyncio.to_thread(old.close)
+            await asyncio.to_thread(_drop_partition, old)
+        self.epoch = epoch
+        if self.service.on_sandbox_reset is not None:
+            await self.service.on_sandbox_reset(self)
+        log.info("sandbox reset: test-mode data dropped", extra={"epoch": epoch})
+
+    def start_relay(self, name: str) -> None:
+        part, publisher = self.partitions[name], self.service.publisher
+        if self.bus is None or publisher is None or not relay_enabled():
+            return
+        relay = Relay(part, self.bus, publisher)
+        part.on_commit = relay.wake
+        self.relays[name] = (relay, asyncio.create_task(relay.run(), name=f"relay-{name}"))
+
     def close(self) -> None:
         self.registry.stop()
         for part in self.partitions.values():
@@ -153,6 +195,7 @@ def open_local(
     directory: Path | None = None,
     deps: dict[str, Any] | None = None,
     clock: Callable[[], datetime] = utcnow,
+    epoch: int = 0,
 ) -> Local:
     root = directory or data_dir()
     root.mkdir(parents=True, exist_ok=True)
@@ -164,7 +207,7 @@ def open_local(
             if service.stream_fed is not None:
                 partitions[name] = Partition.stream_fed(service.name, name, service.stream_fed(name, root))
             else:
-                partitions[name] = Partition(service.name, name, project, service.read_models, data_dir=root)
+                partitions[name] = _partition(service, name, root, sandbox.store_name(name, epoch), project)
     except BaseException:
         for part in partitions.values():
             part.close()
@@ -177,7 +220,24 @@ def open_local(
     registry = Registry(
         partitions, handlers, route=service.route, fanout=fanout, clock=service.clock or clock
     )
-    return Local(service, partitions, registry, deps)
+    local = Local(service, partitions, registry, deps)
+    local.epoch = epoch
+    return local
+
+
+def _partition(
+    service: Service, name: str, root: Path, store_name: str, project: Projector | None = None
+) -> Partition:
+    project = project or Projector(idempotency.mutate, *service.mutates)
+    return Partition(service.name, name, project, service.read_models, data_dir=root, store_name=store_name)
+
+
+def _drop_partition(part: Partition) -> None:
+    assert part.data_dir is not None
+    drop_store(part.service, part.store_name, part.data_dir)
+    read = read_path(part.data_dir, part.service, part.store_name)
+    for path in (read, read.with_name(read.name + "-wal"), read.with_name(read.name + "-shm")):
+        path.unlink(missing_ok=True)
 
 
 def spawn(stack: contextlib.AsyncExitStack, coro: Awaitable[None], name: str) -> asyncio.Task[None]:
@@ -258,9 +318,16 @@ async def serve(service: Service, stop: asyncio.Event | None = None) -> None:
     async with contextlib.AsyncExitStack() as stack:
         stack.push_async_callback(bus.drain)
         await bus.ensure_events_stream()
-        local = await asyncio.to_thread(open_local, service)
+        sandbox_kv = await sandbox.bucket(bus)
+        epoch = (await sandbox.current(sandbox_kv))[0].epoch
+        local = await asyncio.to_thread(functools.partial(open_local, service, epoch=epoch))
+        local.bus = bus
         stack.callback(local.close)
         await _start(service, bus, local, stack, instance)
+        spawn(stack, sandbox.follow(bus, local, sandbox_kv), name="sandbox-follow")
+        if sandbox.interval() > 0:
+            timer = lease.Lease(await lease.bucket(bus, lease.ttl()), "sandbox-timer", instance, lease.ttl())
+            spawn(stack, timer.run(lambda: sandbox.timer(bus, sandbox_kv)), name="sandbox-timer")
         log.info("service ready", extra={"instance": instance})
         await stop.wait()
         log.info("service stopping: draining")
@@ -272,11 +339,16 @@ async def _start(
     replies = _Replies(bus)
     queue = subjects.queue_group(service.name)
     subscriptions = []
-    if service.publisher is not None and relay_enabled():
-        for name, part in local.partitions.items():
-            relay = Relay(part, bus, service.publisher)
-            part.on_commit = relay.wake
-            spawn(stack, relay.run(), name=f"relay-{name}")
+    for name in local.partitions:
+        local.start_relay(name)
+
+    async def stop_relays() -> None:
+        tasks = [task for _, task in local.relays.values()]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    stack.push_async_callback(stop_relays)
     background: list[tuple[str, Callable[[], Awaitable[None]]]] = []
     for consumer in service.consumers:
         made = consumer(bus, local)
@@ -295,7 +367,8 @@ async def _start(
         subscriptions.append(await bus.serve_simple(message_type.subject, message_type, answer, queue=queue))
 
     async def ping(_: Ping) -> Pong:
-        return Pong(service=service.name, instance=instance, stats=local.registry.stats())
+        stats = {**local.registry.stats(), "sandbox.epoch": local.epoch}
+        return Pong(service=service.name, instance=instance, stats=stats)
 
     subscriptions.append(await bus.serve_simple(subjects.ping(service.name), Ping, ping, queue=queue))
     # The same ping for this host alone (no queue group): a container's health probe

@@ -8,16 +8,23 @@ cheap.
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 from stratus_audit import consumers, handlers
 from stratus_audit.read_model import AuditReadModel, path_for
 from stratus_contracts import audit as c
-from stratus_kit import Service
+from stratus_kit import Local, Service
 
 
 def read_models(mode: str, data_dir: Path) -> dict[str, AuditReadModel]:
     return {"audit": AuditReadModel(path_for(data_dir, mode), mode)}  # type: ignore[arg-type]
+
+
+async def reset_sandbox(local: Local) -> None:
+    """The sandbox reset: the test mode's audit log and event feed are emptied."""
+    model = local.partitions["test"].read_models["audit"]
+    await asyncio.to_thread(model.clear)
 
 
 SERVICE = Service(
@@ -27,4 +34,5 @@ SERVICE = Service(
     consumers=(consumers.audit_consumer,),
     on_loop={c.RebuildReadModels: handlers.rebuild},
     rebuild=c.RebuildReadModels,
+    on_sandbox_reset=reset_sandbox,
 )

@@ -30,4 +30,5 @@ SERVICE = Service(
     tasks=(orchestrator.task(runner),),
     # One orchestrator at a time, or every deployment would be built once per replica.
     singleton=True,
+    on_sandbox_reset=orchestrator.reset_sandbox,
 )

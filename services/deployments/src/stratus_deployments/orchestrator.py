@@ -266,7 +266,8 @@ class Orchestrator:
                     continue
                 if len(self.running) >= self.concurrency:
                     return
-                task = asyncio.create_task(self._deploy(mode, deployment_id), name=f"deploy-{deployment_id}")
+                name = f"deploy-{mode}-{deployment_id}"  # drop_mode finds a mode's builds by it
+                task = asyncio.create_task(self._deploy(mode, deployment_id), name=name)
                 self.running[deployment_id] = task
 
                 def finished(_: asyncio.Task[None], deployment_id: uuid.UUID = deployment_id) -> None:
@@ -274,6 +275,17 @@ class Orchestrator:
                     self._wake.set()
 
                 task.add_done_callback(finished)
+
+    async def drop_mode(self, mode: str) -> None:
+        """The sandbox reset: stop `mode`'s builds and apps; its deployments are gone with its
+        partition."""
+        builds = [t for t in self.running.values() if t.get_name().startswith(f"deploy-{mode}-")]
+        for task in builds:
+            task.cancel()
+        await asyncio.gather(*builds, return_exceptions=True)
+        for key in [k for k in self.serving if k[0] == mode]:
+            _, instance, writer = self.serving.pop(key)
+            await self._stop(instance, writer)
 
     # -- one deployment ----------------------------------------------------------------------
 
@@ -406,7 +418,11 @@ def _reason(exc: BaseException) -> str:
 
 def task(make_runner: Callable[[], Runner]) -> Callable[[Bus, Local], Any]:
     async def orchestrate(bus: Bus, local: Local) -> None:
-        await Orchestrator(bus, local, make_runner()).run()
+        orchestrator = local.deps["orchestrator"] = Orchestrator(bus, local, make_runner())
+        try:
+            await orchestrator.run()
+        finally:
+            local.deps.pop("orchestrator", None)
 
     return orchestrate
 
@@ -415,3 +431,11 @@ def local_runner() -> Runner:
     from stratus_deployments.runner.local import LocalRunner
 
     return LocalRunner.from_env(data_dir())
+
+
+async def reset_sandbox(local: Local) -> None:
+    """`Service.on_sandbox_reset`: the replica that runs the orchestrator stops the test-mode
+    builds and apps (on the others there is nothing to stop)."""
+    orchestrator = local.deps.get("orchestrator")
+    if orchestrator is not None:
+        await orchestrator.drop_mode("test")

@@ -10,11 +10,12 @@ shared insert safe).
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from pathlib import Path
 
 from stratus_contracts import metrics as c
-from stratus_kit import Service
+from stratus_kit import Local, Service
 from stratus_metrics import consumers, handlers
 from stratus_metrics.store import MetricsStore
 
@@ -36,10 +37,16 @@ def views(mode: str, data_dir: Path) -> dict[str, handlers.ModeView]:
     return {"metrics": handlers.ModeView(store(), mode)}
 
 
+async def reset_sandbox(local: Local) -> None:
+    """The sandbox reset: every test-mode partition of every table is dropped."""
+    await asyncio.to_thread(store().drop_mode, "test")
+
+
 SERVICE = Service(
     name=c.SERVICE,
     handlers=lambda: handlers.HANDLERS,
     stream_fed=views,
     consumers=(consumers.telemetry_consumer, consumers.builds_consumer),
     tasks=(consumers.retention,),
+    on_sandbox_reset=reset_sandbox,
 )
