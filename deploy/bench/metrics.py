@@ -117,7 +117,9 @@ def rss_mb(pid: int) -> float:
 
 async def _count(bus: Bus, account: str) -> int:
     caller = Caller(account_id=account, mode="live", key_id="key_bench")
-    q = c.RequestSeries(caller=caller, view="requests", window=c.Window(range=900, step=900))
+    # A day in hours: the rows span minutes (a 15-minute window aligned to the epoch may start
+    # after the oldest of them), and the account is the bench's own.
+    q = c.RequestSeries(caller=caller, view="requests", window=c.Window(range=86400, step=3600))
     result = await bus.call(q, timeout=30)
     return int(sum(v or 0 for s in result.series for _, v in s.points))
 

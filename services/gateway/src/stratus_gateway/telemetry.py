@@ -84,8 +84,9 @@ class Recorder:
         while self.buffer:
             take = min(len(self.buffer), BATCH)
             popleft = self.buffer.popleft
-            records = [c.RequestRecord(*popleft()) for _ in range(take)]
-            payload = _encoder.encode(c.RequestBatch(records=records))
+            # The tuples are `RequestRecord`s' fields in order, and a record is an array on the
+            # wire (array_like): encoded as they are, the bytes are a `RequestBatch`'s.
+            payload = _encoder.encode({"records": [popleft() for _ in range(take)]})
             try:
                 # Nats-Msg-Id: a publish whose ack was lost and is never retried cannot double
                 # count, and one JetStream de-duplicates if it ever is.

