@@ -215,6 +215,12 @@ class _Replies:
         return msg
 
 
+def servers(url: str) -> list[str]:
+    """`NATS_URL` may name several servers of a cluster, comma-separated: the client starts
+    with any that answers (and learns the rest from the cluster)."""
+    return [u.strip() for u in url.split(",") if u.strip()]
+
+
 class Bus:
     def __init__(self, nc: NATS) -> None:
         self.nc = nc
@@ -237,7 +243,7 @@ class Bus:
                 callback()
 
         nc = await nats.connect(
-            url,
+            servers(url),
             name=name,
             error_cb=on_error,
             reconnected_cb=on_reconnect,

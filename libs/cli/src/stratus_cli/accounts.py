@@ -15,11 +15,9 @@ import sys
 from pathlib import Path
 from typing import Any, NamedTuple
 
-import nats
-
-from stratus_bus import Bus, RemoteError, ServiceTimeout, ServiceUnavailable
-from stratus_cli import natsserver, stackfile
-from stratus_cli.rebuild import NotRunning, locate_bus
+from stratus_bus import Bus, RemoteError, ServiceTimeout
+from stratus_cli import stackfile
+from stratus_cli.rebuild import NotRunning, operator_bus
 from stratus_contracts import keys
 from stratus_contracts.identity import (
     PLANS,
@@ -122,17 +120,8 @@ async def ensure_admin_key(bus: Bus, secret: str) -> BootstrapResult:
 
 async def _operate(message: Any) -> Any:
     """Send one identity command through the running stack's bus and return its result."""
-    url = locate_bus()
-    try:
-        nc = await natsserver.connect_once(url, "stratus-cli", timeout=3.0)
-    except (OSError, TimeoutError, nats.errors.Error) as exc:
-        raise NotRunning(f"the stack is not running: cannot reach NATS at {url} ({exc!r})") from exc
-    try:
-        return await Bus(nc).call(message, timeout=TIMEOUT)
-    except ServiceUnavailable as exc:
-        raise NotRunning(f"the identity service is not running (nobody answers on {url})") from exc
-    finally:
-        await natsserver.close_quietly(nc)
+    async with operator_bus("identity") as bus:
+        return await bus.call(message, timeout=TIMEOUT)
 
 
 async def create_account(name: str, plan: Plan) -> tuple[AccountCreatedResult, AdminKeys]:

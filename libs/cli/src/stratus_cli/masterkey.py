@@ -19,12 +19,10 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 
-import nats
-
-from stratus_bus import Bus, RemoteError, ServiceTimeout, ServiceUnavailable
-from stratus_cli import natsserver, stackfile
+from stratus_bus import RemoteError, ServiceTimeout
+from stratus_cli import stackfile
 from stratus_cli.config import data_dir
-from stratus_cli.rebuild import TIMEOUT, NotRunning, locate_bus
+from stratus_cli.rebuild import TIMEOUT, NotRunning, operator_bus
 from stratus_contracts import envs, masterkey
 
 KEY_FILE = "master.key"
@@ -81,17 +79,8 @@ def expected_key_id(directory: Path, env: Mapping[str, str] | None = None) -> st
 
 
 async def rotate(expected: str | None) -> envs.RewrapResult:
-    url = locate_bus()
-    try:
-        nc = await natsserver.connect_once(url, "stratus-cli", timeout=3.0)
-    except (OSError, TimeoutError, nats.errors.Error) as exc:
-        raise NotRunning(f"the stack is not running: cannot reach NATS at {url} ({exc!r})") from exc
-    try:
-        return await Bus(nc).call(envs.RewrapDataKeys(expected_kek_id=expected), timeout=TIMEOUT)
-    except ServiceUnavailable as exc:
-        raise NotRunning(f"the projects service is not running (nobody answers on {url})") from exc
-    finally:
-        await natsserver.close_quietly(nc)
+    async with operator_bus("projects") as bus:
+        return await bus.call(envs.RewrapDataKeys(expected_kek_id=expected), timeout=TIMEOUT)
 
 
 def main_rotate() -> int:

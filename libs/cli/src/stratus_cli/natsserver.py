@@ -55,7 +55,7 @@ async def connect_once(url: str, name: str, timeout: float = 2.0) -> NATS:
     tries, forever unless `max_reconnect_attempts` is positive), so both are set small here.
     """
     return await nats.connect(
-        url,
+        [u.strip() for u in url.split(",") if u.strip()],  # a cluster's servers, comma-separated
         name=name,
         connect_timeout=timeout,
         allow_reconnect=False,

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import sys
+from collections.abc import AsyncIterator
 
 import nats
 
@@ -37,18 +39,26 @@ def locate_bus() -> str:
     return str(info["nats_url"])
 
 
-async def rebuild(view: str) -> RebuildResult:
+@contextlib.asynccontextmanager
+async def operator_bus(service: str) -> AsyncIterator[Bus]:
+    """The running stack's bus for an operator command aimed at `service`; NotRunning when the
+    bus cannot be reached or nobody answers for that service."""
     url = locate_bus()
     try:
         nc = await natsserver.connect_once(url, "stratus-cli", timeout=3.0)
     except (OSError, TimeoutError, nats.errors.Error) as exc:
         raise NotRunning(f"the stack is not running: cannot reach NATS at {url} ({exc!r})") from exc
     try:
-        return await Bus(nc).call(services.BY_NAME[view].rebuild_message()(), timeout=TIMEOUT)
+        yield Bus(nc)
     except ServiceUnavailable as exc:
-        raise NotRunning(f"the {view} service is not running (nobody answers on {url})") from exc
+        raise NotRunning(f"the {service} service is not running (nobody answers on {url})") from exc
     finally:
         await natsserver.close_quietly(nc)
+
+
+async def rebuild(view: str) -> RebuildResult:
+    async with operator_bus(view) as bus:
+        return await bus.call(services.BY_NAME[view].rebuild_message()(), timeout=TIMEOUT)
 
 
 def main(view: str) -> int:

@@ -10,11 +10,8 @@ import asyncio
 import json
 import sys
 
-import nats
-
-from stratus_bus import Bus, ServiceTimeout, ServiceUnavailable
-from stratus_cli import natsserver
-from stratus_cli.rebuild import NotRunning, locate_bus
+from stratus_bus import ServiceTimeout, ServiceUnavailable
+from stratus_cli.rebuild import NotRunning, operator_bus
 from stratus_contracts import services, subjects
 from stratus_contracts.reply import Ping, Pong
 from stratus_kit import sandbox
@@ -23,13 +20,7 @@ WAIT = 30.0
 
 
 async def reset() -> dict[str, object]:
-    url = locate_bus()
-    try:
-        nc = await natsserver.connect_once(url, "stratus-cli", timeout=3.0)
-    except (OSError, TimeoutError, nats.errors.Error) as exc:
-        raise NotRunning(f"the stack is not running: cannot reach NATS at {url} ({exc!r})") from exc
-    try:
-        bus = Bus(nc)
+    async with operator_bus("identity") as bus:
         epoch = await sandbox.reset(bus)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + WAIT
@@ -47,8 +38,6 @@ async def reset() -> dict[str, object]:
                     break
                 await asyncio.sleep(0.05)
         return {"epoch": epoch, "services": seen}
-    finally:
-        await natsserver.close_quietly(nc)
 
 
 def main_reset() -> int:

@@ -26,6 +26,7 @@ from collections.abc import Sequence
 import nats
 
 from stratus_bus import Bus, RemoteError, ServiceTimeout, ServiceUnavailable
+from stratus_bus.bus import servers
 from stratus_bus.config import nats_url
 from stratus_contracts import subjects
 from stratus_contracts.reply import Ping, Pong
@@ -37,7 +38,7 @@ async def probe(service: str, url: str, host: str, timeout: float) -> tuple[int,
     """(exit code, what happened) of one ping of `service` on `host` through NATS at `url`."""
     try:
         nc = await nats.connect(
-            url,
+            servers(url),
             name=f"probe-{service}",
             connect_timeout=timeout,
             allow_reconnect=False,

@@ -108,3 +108,97 @@ class NatsServer:
         tb: TracebackType | None,
     ) -> None:
         self.stop()
+
+
+class NatsCluster:
+    """A NATS cluster on loopback: `size` nats-servers routed to each other, JetStream on each
+    (file store, `sync_interval: always`, so an acknowledged write is on disk on a quorum), for
+    tests of what survives losing a node. `url` names every server, comma-separated."""
+
+    def __init__(self, base_dir: Path | str, size: int = 3, startup_timeout: float = 30.0) -> None:
+        self.base_dir = Path(base_dir)
+        self.size = size
+        self.startup_timeout = startup_timeout
+        self.ports = [free_port() for _ in range(size)]
+        self.cluster_ports = [free_port() for _ in range(size)]
+        self.processes: list[subprocess.Popen[bytes] | None] = [None] * size
+        self._logs: list[IO[bytes] | None] = [None] * size
+
+    @property
+    def url(self) -> str:
+        return ",".join(f"nats://127.0.0.1:{port}" for port in self.ports)
+
+    def _config(self, i: int) -> Path:
+        node = self.base_dir / f"n{i}"
+        node.mkdir(parents=True, exist_ok=True)
+        routes = ", ".join(f"nats-route://127.0.0.1:{p}" for j, p in enumerate(self.cluster_ports) if j != i)
+        path = node / "nats.conf"
+        path.write_text(
+            f'server_name: "n{i}"\n'
+            f"listen: 127.0.0.1:{self.ports[i]}\n"
+            f'jetstream {{ store_dir: "{node / "js"}", sync_interval: always }}\n'
+            f'cluster {{ name: "stratus", listen: 127.0.0.1:{self.cluster_ports[i]}, routes: [{routes}] }}\n'
+        )
+        return path
+
+    def start_node(self, i: int) -> None:
+        config = self._config(i)
+        log = (self.base_dir / f"n{i}.log").open("ab")
+        self._logs[i] = log
+        self.processes[i] = subprocess.Popen(
+            [nats_server_binary(), "-c", str(config)],
+            stdin=subprocess.DEVNULL, stdout=log, stderr=log, preexec_fn=preexec(),
+        )  # fmt: skip
+
+    def start(self) -> NatsCluster:
+        for i in range(self.size):
+            self.start_node(i)
+        try:
+            wait_until(self._jetstream_ready, timeout=self.startup_timeout, message="a JetStream meta leader")
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _jetstream_ready(self) -> bool:
+        import asyncio
+
+        import nats
+
+        async def check() -> bool:
+            nc = await nats.connect(self.url.split(","), connect_timeout=2, allow_reconnect=False)
+            try:
+                await nc.jetstream().account_info()
+                return True
+            except Exception:
+                return False
+            finally:
+                await nc.close()
+
+        try:
+            return asyncio.run(check())
+        except Exception:
+            return False
+
+    def kill(self, i: int) -> None:
+        """SIGKILL node `i` (no clean shutdown: what it held must be on the others)."""
+        process = self.processes[i]
+        if process is not None:
+            process.kill()
+            process.wait(10)
+            self.processes[i] = None
+
+    def stop(self) -> None:
+        for i, process in enumerate(self.processes):
+            if process is not None:
+                terminate(process, 10.0)
+                self.processes[i] = None
+        for log in self._logs:
+            if log is not None:
+                log.close()
+
+    def __enter__(self) -> NatsCluster:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

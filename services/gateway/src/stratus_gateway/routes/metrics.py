@@ -48,6 +48,13 @@ GroupBy = Annotated[
         max_length=64, description="Comma-separated labels to split series by: env, route, status, method."
     ),
 ]
+ProjectFilter = Annotated[
+    str | None, Parameter(max_length=64, description="Only this project's requests (an id).")
+]
+EnvFilter = Annotated[str | None, Parameter(max_length=64, description="Only this environment's (an id).")]
+RouteFilter = Annotated[
+    str | None, Parameter(max_length=256, description="Only this route template, e.g. `/v1/projects`.")
+]
 LabelValue = Annotated[str, msgspec.Meta(max_length=c.MAX_LABEL_VALUE)]
 LabelKey = Annotated[str, msgspec.Meta(max_length=64, pattern=c.LABEL_KEY.pattern)]
 
@@ -167,11 +174,9 @@ class MetricsController(Controller):
         request: Req,
         range: Range = "1h",
         step: Step = None,
-        project: Annotated[str | None, Parameter(max_length=64, description="A project id.")] = None,
-        env: Annotated[str | None, Parameter(max_length=64, description="An environment id.")] = None,
-        route: Annotated[
-            str | None, Parameter(max_length=256, description="A route template, e.g. `/v1/projects`.")
-        ] = None,
+        project: ProjectFilter = None,
+        env: EnvFilter = None,
+        route: RouteFilter = None,
         group_by: GroupBy = None,
     ) -> Response[MetricsEnvelope]:
         return await self._series(request, "requests", range, step, project, env, route, group_by)
@@ -189,9 +194,9 @@ class MetricsController(Controller):
         request: Req,
         range: Range = "1h",
         step: Step = None,
-        project: Annotated[str | None, Parameter(max_length=64)] = None,
-        env: Annotated[str | None, Parameter(max_length=64)] = None,
-        route: Annotated[str | None, Parameter(max_length=256)] = None,
+        project: ProjectFilter = None,
+        env: EnvFilter = None,
+        route: RouteFilter = None,
         group_by: GroupBy = None,
     ) -> Response[MetricsEnvelope]:
         return await self._series(request, "latency", range, step, project, env, route, group_by)
@@ -209,9 +214,9 @@ class MetricsController(Controller):
         request: Req,
         range: Range = "1h",
         step: Step = None,
-        project: Annotated[str | None, Parameter(max_length=64)] = None,
-        env: Annotated[str | None, Parameter(max_length=64)] = None,
-        route: Annotated[str | None, Parameter(max_length=256)] = None,
+        project: ProjectFilter = None,
+        env: EnvFilter = None,
+        route: RouteFilter = None,
         group_by: GroupBy = None,
     ) -> Response[MetricsEnvelope]:
         return await self._series(request, "errors", range, step, project, env, route, group_by)
