@@ -142,3 +142,26 @@ def test_a_log_keeps_its_limit_in_order_and_says_what_it_cut(local: Local) -> No
     assert page.last_seq == 9 and not page.has_more
     after = local.call(c.ListDeploymentLogs(caller=CALLER, deployment_id=made.id, after=7, limit=1))
     assert [line.seq for line in after.data] == [8] and after.has_more and after.next_cursor == "8"
+
+
+def test_a_build_records_when_it_started_and_ended(local: Local) -> None:
+    """What the metrics service's build durations are made from (`build_started_at`, `…finished_at`)."""
+    made, dep = created(local, ref="main")
+    assert (made.build_started_at, made.build_finished_at) == (None, None)
+    building = local.call(h.MarkBuilding(mode="live", deployment_id=dep, sha="b" * 40))
+    assert building.build_started_at is not None and building.build_finished_at is None
+    deploying = local.call(h.MarkDeploying(mode="live", deployment_id=dep))
+    assert deploying.build_started_at == building.build_started_at
+    assert deploying.build_finished_at is not None
+    assert deploying.build_finished_at >= deploying.build_started_at
+
+    # A build that fails ends then too; one failing after its build (a health check) keeps the
+    # build's own end.
+    _, failing = created(local, ref="main")
+    local.call(h.MarkBuilding(mode="live", deployment_id=failing, sha="c" * 40))
+    failed = local.call(
+        h.MarkFailed(mode="live", deployment_id=failing, code="build_failed", reason="exit 1")
+    )
+    assert failed.build_finished_at is not None and failed.build_finished_at >= failed.build_started_at
+    late = local.call(h.MarkFailed(mode="live", deployment_id=dep, code="health_check_failed", reason="503"))
+    assert late.build_finished_at == deploying.build_finished_at
