@@ -200,9 +200,18 @@ class IdempotencyStore:
             log.warning("could not store an idempotent answer: %s", exc)
 
     async def abandon(self, attempt: Attempt) -> None:
-        # Only our own claim: a replica that took the key over keeps its record.
-        with contextlib.suppress(nats.errors.Error):
-            await self.kv.delete(attempt.key, last=attempt.revision)
+        # Only our own claim: a replica that took the key over keeps its record (a wrong last
+        # revision). Anything else is retried once, then logged: a claim left behind answers
+        # the client's retries 409 until its lease ends.
+        for retry in (True, False):
+            try:
+                await self.kv.delete(attempt.key, last=attempt.revision)
+                return
+            except KeyWrongLastSequenceError:
+                return
+            except nats.errors.Error as exc:
+                if not retry:
+                    log.warning("could not free an idempotency key: %s", type(exc).__name__)
 
 
 async def _read_body(scope: Scope, receive: Receive) -> bytes | None:
