@@ -1,7 +1,9 @@
-"""One running stack (`stratus up` as a subprocess) shared by the API tests of a session."""
+"""One running stack (`stratus up` as a subprocess, two replicas of everything) shared by the API
+tests of a session."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 
 import httpx
@@ -15,7 +17,15 @@ EXTRA_ADMIN_KEY = keys.generate("live")
 
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    env = {"STRATUS_ADMIN_KEY": EXTRA_ADMIN_KEY, "STRATUS_REQUEST_TIMEOUT": "2"}
+    # The production shape: two gateways behind the one port and two replicas of every service
+    # (the metrics service on chDB stays one), so every API test runs across replicas.
+    # STRATUS_TEST_REPLICAS=1 runs them on one of each.
+    env = {
+        "STRATUS_ADMIN_KEY": EXTRA_ADMIN_KEY,
+        "STRATUS_REQUEST_TIMEOUT": "2",
+        "STRATUS_REPLICAS": os.environ.get("STRATUS_TEST_REPLICAS", "2"),
+        "STRATUS_LEASE_TTL": "2",
+    }
     with Stack(tmp_path_factory.mktemp("stack"), env=env) as running:
         yield running
 

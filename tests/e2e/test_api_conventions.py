@@ -132,8 +132,9 @@ def test_error_pages_explain_codes(anon: httpx.Client) -> None:
 
 
 def test_a_service_that_does_not_answer_is_504(stack: Stack, live: httpx.Client) -> None:
-    pid = stack.service_pid("projects")
-    os.kill(pid, signal.SIGSTOP)
+    pids = stack.service_pids("projects")  # every replica: none may answer
+    for pid in pids:
+        os.kill(pid, signal.SIGSTOP)
     try:
         response = live.get("/v1/projects")
         body = problem(response, 504, "service_timeout")
@@ -141,6 +142,7 @@ def test_a_service_that_does_not_answer_is_504(stack: Stack, live: httpx.Client)
         # Other services still answer.
         assert live.get("/v1/me").status_code == 200
     finally:
-        os.kill(pid, signal.SIGCONT)
+        for pid in pids:
+            os.kill(pid, signal.SIGCONT)
     stack.wait_ready()
     assert live.get("/v1/projects").status_code == 200

@@ -145,12 +145,14 @@ def test_a_timed_out_write_is_not_stored_and_its_retry_gets_the_services_reply(
     """504: the gateway gave up, but the command may still be applied. The retry is forwarded
     again and the service answers from its own record: one project, the first attempt's."""
     key = new_key()
-    pid = stack.service_pid("projects")
-    os.kill(pid, signal.SIGSTOP)
+    pids = stack.service_pids("projects")  # every replica
+    for pid in pids:
+        os.kill(pid, signal.SIGSTOP)
     try:
         problem(live.post("/v1/projects", json={"name": "idem-late"}, headers=key), 504, "service_timeout")
     finally:
-        os.kill(pid, signal.SIGCONT)
+        for pid in pids:
+            os.kill(pid, signal.SIGCONT)
     retried = live.post("/v1/projects", json={"name": "idem-late"}, headers=key)
     assert retried.status_code == 201, retried.text
     assert retried.headers[REPLAYED] == "true"

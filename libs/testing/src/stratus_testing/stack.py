@@ -198,6 +198,11 @@ class Stack:
         """The current pid of service `name` (`identity`, `projects`, `gateway`)."""
         return int(self._info()["services"][name])
 
+    def service_pids(self, name: str) -> list[int]:
+        """The pids of every replica of service `name` (`projects`, `projects-2`, …)."""
+        children = self._info()["services"]
+        return [int(pid) for child, pid in children.items() if child == name or child.startswith(f"{name}-")]
+
     def wait_restarted(self, name: str, old_pid: int, timeout: float = 30.0) -> int:
         """Wait until the supervisor has replaced `old_pid` and the stack is ready; the new pid."""
 
