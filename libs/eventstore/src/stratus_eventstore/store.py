@@ -58,9 +58,13 @@ def drop_store(service: str, partition: str, data_dir: Path) -> None:
         finally:
             store.close()
         return
-    base = Path(env["SQLITE_DBNAME"])
-    for path in (base, base.with_name(base.name + "-wal"), base.with_name(base.name + "-shm")):
-        path.unlink(missing_ok=True)
+    remove_sqlite(Path(env["SQLITE_DBNAME"]))
+
+
+def remove_sqlite(path: Path) -> None:
+    """Delete an SQLite database and its write-ahead log and shared-memory files."""
+    for each in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        each.unlink(missing_ok=True)
 
 
 def store_env(service: str, partition: str, data_dir: Path) -> dict[str, str]:

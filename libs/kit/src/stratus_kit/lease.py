@@ -51,13 +51,6 @@ class Lease:
         self.name = name
         self.holder = holder.encode()
         self.ttl = seconds
-        self.held = asyncio.Event()  # set while this replica holds it (tests and pings read it)
-
-    async def holder_of(self) -> str | None:
-        with contextlib.suppress(Exception):
-            entry = await self.kv.get(self.name)
-            return entry.value.decode() if entry.value else None
-        return None
 
     async def _take(self) -> int | None:
         try:
@@ -79,7 +72,6 @@ class Lease:
                 await asyncio.sleep(step)
                 continue
             log.info("lease taken: running %s here", self.name, extra={"lease": self.name})
-            self.held.set()
             renewed = loop.time()
             lost = False
             task = asyncio.create_task(work(), name=f"lease-{self.name}")  # type: ignore[arg-type]
@@ -109,7 +101,6 @@ class Lease:
                 ended = task.done() and not task.cancelled() and task.exception() is None
                 crashed = task.done() and not task.cancelled() and task.exception() is not None
                 await _stop(task)
-                self.held.clear()
                 if crashed:
                     log.error("work under lease %s failed", self.name, exc_info=task.exception())
                 if not lost:  # a clean stop, an end or a crash: let a standby (or us) take it now

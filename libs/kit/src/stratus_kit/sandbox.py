@@ -90,7 +90,7 @@ async def reset(bus: Bus) -> int:
     return after.epoch
 
 
-async def follow(bus: Bus, local: Local, kv: KeyValue) -> None:
+async def follow(local: Local, kv: KeyValue) -> None:
     """Watch the epoch; on each new one, reset this process's test-mode data."""
     watcher = await kv.watch(KEY, include_history=False)
     try:

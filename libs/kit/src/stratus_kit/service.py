@@ -36,7 +36,7 @@ from stratus_bus.config import data_dir, nats_url, relay_enabled
 from stratus_contracts import subjects
 from stratus_contracts.reply import Ping, Pong, RebuildResult
 from stratus_eventstore.model import utcnow
-from stratus_eventstore.store import drop_store
+from stratus_eventstore.store import drop_store, remove_sqlite
 from stratus_kit import idempotency, lease, sandbox
 from stratus_kit.consumer import Consumer
 from stratus_kit.partition import Partition, Projector, read_path
@@ -109,9 +109,8 @@ class Local:
         self.registry = registry
         self.deps = deps
         self.consumers: dict[str, Consumer] = {}  # by durable name, once the service runs
-        self.lease: lease.Lease | None = None  # a singleton service's, once it runs
         self.epoch = 0  # the sandbox epoch its test partition belongs to (`stratus_kit.sandbox`)
-        self.relays: dict[str, tuple[Relay, asyncio.Task[None]]] = {}
+        self.relays: dict[str, asyncio.Task[None]] = {}  # each partition's outbox relay, running
         self.bus: Bus | None = None
 
     def call(self, message: Any, timeout: float = 30.0) -> Any:
@@ -153,9 +152,9 @@ class Local:
             self.partitions[sandbox.MODE] = new
             relay = self.relays.pop(sandbox.MODE, None)
             if relay is not None:
-                relay[1].cancel()
+                relay.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await relay[1]
+                    await relay
                 self.start_relay(sandbox.MODE)
             await asyncio.to_thread(previous.stop)
             await asyncio.to_thread(old.close)
@@ -171,7 +170,7 @@ class Local:
             return
         relay = Relay(part, self.bus, publisher)
         part.on_commit = relay.wake
-        self.relays[name] = (relay, asyncio.create_task(relay.run(), name=f"relay-{name}"))
+        self.relays[name] = asyncio.create_task(relay.run(), name=f"relay-{name}")
 
     def close(self) -> None:
         self.registry.stop()
@@ -235,9 +234,7 @@ def _partition(
 def _drop_partition(part: Partition) -> None:
     assert part.data_dir is not None
     drop_store(part.service, part.store_name, part.data_dir)
-    read = read_path(part.data_dir, part.service, part.store_name)
-    for path in (read, read.with_name(read.name + "-wal"), read.with_name(read.name + "-shm")):
-        path.unlink(missing_ok=True)
+    remove_sqlite(read_path(part.data_dir, part.service, part.store_name))
 
 
 def spawn(stack: contextlib.AsyncExitStack, coro: Awaitable[None], name: str) -> asyncio.Task[None]:
@@ -324,7 +321,7 @@ async def serve(service: Service, stop: asyncio.Event | None = None) -> None:
         local.bus = bus
         stack.callback(local.close)
         await _start(service, bus, local, stack, instance)
-        spawn(stack, sandbox.follow(bus, local, sandbox_kv), name="sandbox-follow")
+        spawn(stack, sandbox.follow(local, sandbox_kv), name="sandbox-follow")
         if sandbox.interval() > 0:
             timer = lease.Lease(await lease.bucket(bus, lease.ttl()), "sandbox-timer", instance, lease.ttl())
             spawn(stack, timer.run(lambda: sandbox.timer(bus, sandbox_kv)), name="sandbox-timer")
@@ -343,7 +340,7 @@ async def _start(
         local.start_relay(name)
 
     async def stop_relays() -> None:
-        tasks = [task for _, task in local.relays.values()]
+        tasks = list(local.relays.values())
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
@@ -379,7 +376,6 @@ async def _start(
         background.append((f"task-{getattr(task, '__name__', 'task')}", functools.partial(task, bus, local)))
     if service.singleton:
         held = lease.Lease(await lease.bucket(bus, lease.ttl()), service.name, instance, lease.ttl())
-        local.lease = held
 
         async def work() -> None:
             await asyncio.gather(*(start() for _, start in background))

@@ -133,7 +133,8 @@ class Orchestrator:
         self.concurrency = max(1, _env_int("STRATUS_DEPLOY_CONCURRENCY", 2))
         self.build_limit = _env_int("STRATUS_BUILD_LOG_LIMIT", 100_000)
         self.runtime_limit = _env_int("STRATUS_RUNTIME_LOG_LIMIT", 100_000)
-        self.running: dict[uuid.UUID, asyncio.Task[None]] = {}
+        # The builds under way: deployment id → (its mode, its task)
+        self.running: dict[uuid.UUID, tuple[str, asyncio.Task[None]]] = {}
         # What serves each environment: (mode, env id) → (deployment id, instance, its log)
         self.serving: dict[tuple[str, str], tuple[uuid.UUID, Instance, LogWriter]] = {}
         self._wake = asyncio.Event()
@@ -153,9 +154,9 @@ class Orchestrator:
                 loop.call_soon_threadsafe(self._cancel, event.originator_id)
 
     def _cancel(self, deployment_id: uuid.UUID) -> None:
-        task = self.running.get(deployment_id)
-        if task is not None:
-            task.cancel()
+        running = self.running.get(deployment_id)
+        if running is not None:
+            running[1].cancel()
 
     async def signal(self, mode: str, deployment_id: uuid.UUID) -> None:
         with contextlib.suppress(Exception):
@@ -179,7 +180,7 @@ class Orchestrator:
             for part in self.local.partitions.values():
                 with contextlib.suppress(ValueError):
                     part.watchers.remove(self.watch)
-            tasks = list(self.running.values())
+            tasks = [task for _, task in self.running.values()]
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
@@ -266,9 +267,8 @@ class Orchestrator:
                     continue
                 if len(self.running) >= self.concurrency:
                     return
-                name = f"deploy-{mode}-{deployment_id}"  # drop_mode finds a mode's builds by it
-                task = asyncio.create_task(self._deploy(mode, deployment_id), name=name)
-                self.running[deployment_id] = task
+                task = asyncio.create_task(self._deploy(mode, deployment_id), name=f"deploy-{deployment_id}")
+                self.running[deployment_id] = (mode, task)
 
                 def finished(_: asyncio.Task[None], deployment_id: uuid.UUID = deployment_id) -> None:
                     self.running.pop(deployment_id, None)
@@ -279,7 +279,7 @@ class Orchestrator:
     async def drop_mode(self, mode: str) -> None:
         """The sandbox reset: stop `mode`'s builds and apps; its deployments are gone with its
         partition."""
-        builds = [t for t in self.running.values() if t.get_name().startswith(f"deploy-{mode}-")]
+        builds = [task for of, task in self.running.values() if of == mode]
         for task in builds:
             task.cancel()
         await asyncio.gather(*builds, return_exceptions=True)
