@@ -57,6 +57,25 @@ class Writer(threading.Thread):
                 i += 1
 
 
+class Reader(threading.Thread):
+    """Reads through a fresh connection each time, as new clients arrive: once the killed gateway
+    has been replaced, none may be refused or reset (a gateway listens only when it is ready)."""
+
+    def __init__(self, stack: Stack) -> None:
+        super().__init__(daemon=True)
+        self.stack = stack
+        self.answers: Counter[str] = Counter()
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        while not self.stop.is_set():
+            try:
+                with self.stack.client(self.stack.live_key) as client:
+                    self.answers[str(client.get("/v1/me").status_code)] += 1
+            except httpx.TransportError as exc:
+                self.answers[type(exc).__name__] += 1
+
+
 class Receiver:
     """Counts webhook deliveries by `webhook-id`."""
 
@@ -158,9 +177,18 @@ def test_a_cluster_loses_nothing_acknowledged_when_a_node_and_a_replica_each_die
         for name in [s.name for s in PROCESSES if s.name != "metrics"]:
             os.kill(children[f"{name}-2"], signal.SIGKILL)
         before = len(writer.acknowledged)
+        # The old gateway is gone once the supervisor has started its replacement.
+        wait_until(lambda: stack.info()["services"]["gateway-2"] != children["gateway-2"], timeout=30)
+        reader = Reader(stack)
+        reader.start()
         wait_until(lambda: len(writer.acknowledged) >= before + 40, timeout=60)
+        wait_until(lambda: sum(reader.answers.values()) >= 50, timeout=60)
         writer.stop.set()
+        reader.stop.set()
         writer.join(30)
+        reader.join(30)
+
+        assert set(reader.answers) <= {"200"} | {str(s) for s in RETRYABLE}, reader.answers
 
         assert set(writer.errors) <= {str(s) for s in RETRYABLE} | {
             "ReadTimeout",

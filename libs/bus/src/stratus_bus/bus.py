@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import dataclasses
 import functools
 import itertools
 import logging
@@ -31,7 +32,8 @@ from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 from nats.errors import NoRespondersError
 from nats.errors import TimeoutError as NatsTimeout
-from nats.js.api import StreamConfig
+from nats.js.api import KeyValueConfig, StreamConfig
+from nats.js.kv import KeyValue
 from opentelemetry import propagate, trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
@@ -43,6 +45,11 @@ from stratus_contracts.reply import Reply
 from stratus_telemetry import TRACING, request_id_var
 
 log = logging.getLogger("stratus.bus")
+
+# What JetStream answers while its cluster has no meta leader (a node just died and the others
+# are electing one, seconds at most): no answer, nobody answering yet, or a 503.
+SETTLING = (NatsTimeout, NoRespondersError, nats.js.errors.ServiceUnavailableError)
+SETTLE_PATIENCE = 60.0  # seconds a start-up waits for JetStream before it gives up
 _tracer = trace.get_tracer("stratus.bus")
 
 T = TypeVar("T")
@@ -257,6 +264,29 @@ class Bus:
         """Call `callback` after every reconnect (anything learned from the bus may be stale)."""
         self._reconnect_callbacks.append(callback)
 
+    async def settled(self, call: Callable[[], Awaitable[T]], *, patience: float = SETTLE_PATIENCE) -> T:
+        """Run a JetStream management call (`call` must be safe to repeat), waiting out a cluster
+        that is electing its leader. A process that starts then (a replica restarted beside the
+        node that died) would otherwise crash, and a gateway would reset the connections the
+        kernel had already queued for it."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + patience
+        pause = 0.1
+        while True:
+            try:
+                return await call()
+            except SETTLING as exc:
+                if loop.time() + pause > deadline:
+                    raise
+                log.warning("jetstream not ready (%s); trying again in %.1fs", type(exc).__name__, pause)
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, 2.0)
+
+    async def key_value(self, config: KeyValueConfig) -> KeyValue:
+        """Open a KV bucket, creating it (replicated as the streams are) when missing."""
+        replicated = dataclasses.replace(config, replicas=stream_replicas())
+        return await self.settled(lambda: self.js.create_key_value(replicated))
+
     async def ensure_events_stream(self) -> None:
         """Create the EVENTS stream if missing. Duplicates are dropped within a one-day window."""
         config = StreamConfig(
@@ -265,14 +295,18 @@ class Bus:
             duplicate_window=24 * 3600.0,
             num_replicas=stream_replicas(),
         )
-        try:
-            await self.js.stream_info(subjects.EVENTS_STREAM)
-        except nats.js.errors.NotFoundError:
+
+        async def ensure() -> None:
             try:
-                await self.js.add_stream(config)
-            except nats.js.errors.BadRequestError:
-                # Another process created it in between; that is what we wanted.
                 await self.js.stream_info(subjects.EVENTS_STREAM)
+            except nats.js.errors.NotFoundError:
+                try:
+                    await self.js.add_stream(config)
+                except nats.js.errors.BadRequestError:
+                    # Another process created it in between; that is what we wanted.
+                    await self.js.stream_info(subjects.EVENTS_STREAM)
+
+        await self.settled(ensure)
 
     async def ensure_telemetry_stream(self) -> None:
         """The `TELEMETRY` stream (request records and custom events, for the metrics service):
@@ -292,21 +326,25 @@ class Bus:
     async def ensure_stream(self, config: StreamConfig) -> None:
         """Create a stream, or bring an existing one's subjects and limits to `config`: whichever
         process publishes or consumes first makes it (the telemetry stream)."""
-        try:
-            info = await self.js.stream_info(config.name)
-        except nats.js.errors.NotFoundError:
+
+        async def ensure() -> None:
             try:
-                await self.js.add_stream(config)
-                return
-            except nats.js.errors.BadRequestError:
-                info = await self.js.stream_info(config.name)  # another process made it in between
-        current = info.config
-        if (current.subjects, current.max_age, current.max_bytes) != (
-            config.subjects,
-            config.max_age,
-            config.max_bytes,
-        ):
-            await self.js.update_stream(config)
+                info = await self.js.stream_info(config.name)
+            except nats.js.errors.NotFoundError:
+                try:
+                    await self.js.add_stream(config)
+                    return
+                except nats.js.errors.BadRequestError:
+                    info = await self.js.stream_info(config.name)  # another made it in between
+            current = info.config
+            if (current.subjects, current.max_age, current.max_bytes) != (
+                config.subjects,
+                config.max_age,
+                config.max_bytes,
+            ):
+                await self.js.update_stream(config)
+
+        await self.settled(ensure)
 
     async def call(
         self,

@@ -28,7 +28,6 @@ from nats.js.errors import KeyWrongLastSequenceError
 from nats.js.kv import KeyValue
 
 from stratus_bus import Bus
-from stratus_bus.config import stream_replicas
 
 log = logging.getLogger("stratus.kit.lease")
 
@@ -40,9 +39,7 @@ def ttl() -> float:
 
 
 async def bucket(bus: Bus, seconds: float) -> KeyValue:
-    return await bus.js.create_key_value(
-        KeyValueConfig(bucket=BUCKET, history=1, ttl=seconds, replicas=stream_replicas())
-    )
+    return await bus.key_value(KeyValueConfig(bucket=BUCKET, history=1, ttl=seconds))
 
 
 class Lease:

@@ -29,7 +29,6 @@ from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
 from nats.js.kv import KeyValue
 
 from stratus_bus import Bus
-from stratus_bus.config import stream_replicas
 from stratus_contracts import subjects
 
 if TYPE_CHECKING:
@@ -57,7 +56,7 @@ def store_name(partition: str, epoch: int) -> str:
 
 
 async def bucket(bus: Bus) -> KeyValue:
-    return await bus.js.create_key_value(KeyValueConfig(bucket=BUCKET, history=1, replicas=stream_replicas()))
+    return await bus.key_value(KeyValueConfig(bucket=BUCKET, history=1))
 
 
 async def current(kv: KeyValue) -> tuple[Epoch, int]:

@@ -316,7 +316,7 @@ async def serve(service: Service, stop: asyncio.Event | None = None) -> None:
         stack.push_async_callback(bus.drain)
         await bus.ensure_events_stream()
         sandbox_kv = await sandbox.bucket(bus)
-        epoch = (await sandbox.current(sandbox_kv))[0].epoch
+        epoch = (await bus.settled(lambda: sandbox.current(sandbox_kv)))[0].epoch
         local = await asyncio.to_thread(functools.partial(open_local, service, epoch=epoch))
         local.bus = bus
         stack.callback(local.close)
@@ -350,7 +350,7 @@ async def _start(
     for consumer in service.consumers:
         made = consumer(bus, local)
         local.consumers[made.durable] = made
-        await made.ensure()
+        await bus.settled(made.ensure)
         background.append((f"consumer-{made.durable}", made.run))
     for message_type in local.registry.message_types():
         if getattr(message_type, "subject", ""):

@@ -92,7 +92,9 @@ def _shared_socket(host: str, port: int) -> socket.socket:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     sock.bind((host, port))
-    sock.listen(2048)
+    # Not listening yet: uvicorn listens once the lifespan has started. A replica that listened
+    # first would be handed connections while it connects to NATS, and reset them all if its
+    # start-up failed (a restart while the NATS cluster elects a leader).
     return sock
 
 

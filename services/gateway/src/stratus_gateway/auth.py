@@ -89,11 +89,13 @@ class Authenticator:
 
     async def start(self) -> None:
         """Follow key changes from JetStream; a reconnect clears the cache (events may be missed)."""
-        self._subscription = await self.bus.js.subscribe(
-            subjects.event("*", "*", "key", ">"),
-            cb=self._on_event,
-            ordered_consumer=True,
-            deliver_policy=DeliverPolicy.NEW,
+        self._subscription = await self.bus.settled(
+            lambda: self.bus.js.subscribe(
+                subjects.event("*", "*", "key", ">"),
+                cb=self._on_event,
+                ordered_consumer=True,
+                deliver_policy=DeliverPolicy.NEW,
+            )
         )
         self.bus.on_reconnect(self.clear)
 

@@ -42,7 +42,7 @@ from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
 from nats.js.kv import KeyValue
 
 from stratus_bus import Bus, note_replays
-from stratus_bus.config import request_timeout, stream_replicas
+from stratus_bus.config import request_timeout
 from stratus_gateway.auth import authorize, remember
 from stratus_gateway.problems import ApiError
 
@@ -142,9 +142,7 @@ class IdempotencyStore:
 
     @classmethod
     async def open(cls, bus: Bus) -> IdempotencyStore:
-        kv = await bus.js.create_key_value(
-            KeyValueConfig(bucket=BUCKET, history=1, replicas=stream_replicas(), ttl=RETENTION)
-        )
+        kv = await bus.key_value(KeyValueConfig(bucket=BUCKET, history=1, ttl=RETENTION))
         return cls(kv)
 
     async def begin(self, key: str, fp: str) -> Attempt | Record:

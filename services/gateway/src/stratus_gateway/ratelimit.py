@@ -41,7 +41,6 @@ from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
 from nats.js.kv import KeyValue
 
 from stratus_bus import Bus
-from stratus_bus.config import stream_replicas
 from stratus_contracts.identity import PLANS
 from stratus_gateway.clientip import client_ip
 from stratus_gateway.envelope import RESPONSE_HEADERS
@@ -236,9 +235,7 @@ class RateLimiter:
     async def open(
         cls, bus: Bus, plans: Plans | None = None, clock: Callable[[], float] = time.time
     ) -> RateLimiter:
-        kv = await bus.js.create_key_value(
-            KeyValueConfig(bucket=BUCKET, history=1, replicas=stream_replicas(), ttl=RECORD_TTL)
-        )
+        kv = await bus.key_value(KeyValueConfig(bucket=BUCKET, history=1, ttl=RECORD_TTL))
         return cls(kv, load_plans() if plans is None else plans, clock)
 
     def start(self) -> None:

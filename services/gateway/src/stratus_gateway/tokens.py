@@ -23,7 +23,6 @@ from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
 from nats.js.kv import KeyValue
 
 from stratus_bus import Bus
-from stratus_bus.config import stream_replicas
 from stratus_contracts.auth import Scope
 from stratus_contracts.events import Mode
 from stratus_gateway.problems import ApiError
@@ -65,9 +64,7 @@ class TokenSigner:
 
     @classmethod
     async def open(cls, bus: Bus, clock: Callable[[], float] = time.time) -> TokenSigner:
-        kv = await bus.js.create_key_value(
-            KeyValueConfig(bucket=BUCKET, history=1, replicas=stream_replicas(), ttl=KEY_TTL)
-        )
+        kv = await bus.key_value(KeyValueConfig(bucket=BUCKET, history=1, ttl=KEY_TTL))
         return cls(kv, clock)
 
     def now(self) -> int:

@@ -17,7 +17,6 @@ from nats.js.api import KeyValueConfig
 from nats.js.kv import KeyValue
 
 from stratus_bus import Bus
-from stratus_bus.config import stream_replicas
 
 BUCKET = "stratus_key_usage"
 INTERVAL = 60.0
@@ -32,11 +31,7 @@ class KeyUsage:
 
     @classmethod
     async def open(cls, bus: Bus) -> KeyUsage:
-        return cls(
-            await bus.js.create_key_value(
-                KeyValueConfig(bucket=BUCKET, history=1, replicas=stream_replicas())
-            )
-        )
+        return cls(await bus.key_value(KeyValueConfig(bucket=BUCKET, history=1)))
 
     def record(self, key_id: str) -> None:
         """Note a use of `key_id`; writes in the background, at most once per INTERVAL."""
