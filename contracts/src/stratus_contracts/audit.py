@@ -20,8 +20,16 @@ from stratus_contracts.reply import RebuildResult
 
 SERVICE = "audit"
 T = TypeVar("T")
-# The durable JetStream consumer the audit service reads `EVENTS` with.
+# The durable JetStream consumer the audit service reads `EVENTS` with: each replica has its
+# own (`audit`, `audit-2`, …), as it has its own read-model files, and reads the whole stream.
 CONSUMER = "audit"
+# A replica told to rebuild tells the others on this core subject, so every replica rebuilds.
+REBUILD_PEERS_SUBJECT = "audit.rebuild.peers"
+
+
+def consumer_name(replica: str | None) -> str:
+    return CONSUMER if replica is None else f"{CONSUMER}-{replica}"
+
 
 # Which public event types are audit-relevant: every key, member and account change, every team
 # access change on a project, every secret reveal and every short-lived token issued.

@@ -109,6 +109,7 @@ class Supervisor:
             raise StartupError(str(exc)) from exc
         for name in masterkey.SERVICE_VARIABLES:
             env.pop(name, None)
+        env.pop("STRATUS_REPLICA_ID", None)  # each child's own, below
         for spec in services.PROCESSES:
             child_env = {**env, **secrets_env} if spec.holds_master_key else env
             count = self._replicas(spec)
@@ -116,7 +117,8 @@ class Supervisor:
                 child_env = {**child_env, "STRATUS_REUSE_PORT": "1"}  # one port, N gateways
             for i in range(count):
                 name = spec.name if i == 0 else f"{spec.name}-{i + 1}"
-                self.services[name] = Child(name, [sys.executable, "-m", spec.module], child_env)
+                own_env = child_env if i == 0 else {**child_env, "STRATUS_REPLICA_ID": str(i + 1)}
+                self.services[name] = Child(name, [sys.executable, "-m", spec.module], own_env)
                 self.specs[name] = spec
 
         loop = asyncio.get_running_loop()

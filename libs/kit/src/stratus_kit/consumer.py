@@ -11,6 +11,10 @@ effect already there (event ids, versions or "nothing left to do" make them idem
 (a read model built from the stream records it): when the durable consumer has acked beyond it
 (the read model was lost), the consumer is recreated to start right after it, so the effect is
 rebuilt from the stream.
+
+`ready_when_caught_up`: the service answers no request before this consumer has handled what
+the stream held when it started (`catch_up`) — for a replica whose read model is its own and
+may start empty (the audit service), so that no replica answers from a view that is behind.
 """
 
 from __future__ import annotations
@@ -127,6 +131,7 @@ class Consumer:
         ack_wait: float = 30.0,
         retry_delay: float = 1.0,
         stream: str = subjects.EVENTS_STREAM,
+        ready_when_caught_up: bool = False,
     ) -> None:
         self.bus = bus
         self.js = bus.js
@@ -140,6 +145,7 @@ class Consumer:
         self.ack_wait = ack_wait
         self.retry_delay = retry_delay
         self.stream = stream
+        self.ready_when_caught_up = ready_when_caught_up
         self.puller: Puller | None = None
         self.lock = asyncio.Lock()  # one batch at a time; a rebuild waits for the current batch
         self.progress = asyncio.Event()  # set after every handled batch
@@ -187,6 +193,30 @@ class Consumer:
             await self.js.add_consumer(self.stream, self._config(position))
         self.puller = Puller(self.bus.nc, self.stream, self.durable)
         await self.puller.start()
+
+    async def catch_up(self, report_every: float = 10.0) -> None:
+        """Wait until the durable consumer has nothing pending: every message the stream held
+        (that its filter takes) has been handled and acked. Asked of the consumer, not of the
+        stream's last sequence, which purged or filtered-out messages would keep out of reach."""
+        loop = asyncio.get_running_loop()
+        started = reported = loop.time()
+        while True:
+            info = await self.bus.settled(lambda: self.js.consumer_info(self.stream, self.durable))
+            if info.num_pending == 0 and info.num_ack_pending == 0:
+                return
+            if loop.time() - reported >= report_every:
+                reported = loop.time()
+                log.info(
+                    "catching up with the stream before answering requests",
+                    extra={
+                        "consumer": self.durable,
+                        "pending": info.num_pending,
+                        "after_s": round(reported - started),
+                    },
+                )
+            self.progress.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.progress.wait(), self.fetch_timeout)
 
     async def unbind(self) -> None:
         if self.puller is not None:

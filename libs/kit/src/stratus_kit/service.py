@@ -351,6 +351,12 @@ async def _start(
         made = consumer(bus, local)
         local.consumers[made.durable] = made
         await bus.settled(made.ensure)
+        if made.ready_when_caught_up and not service.singleton:
+            # Its read model must hold what the stream holds before any request is answered:
+            # run it now, and subscribe (to requests and pings alike) only once it caught up.
+            spawn(stack, made.run(), name=f"consumer-{made.durable}")
+            await made.catch_up()
+            continue
         background.append((f"consumer-{made.durable}", made.run))
     for message_type in local.registry.message_types():
         if getattr(message_type, "subject", ""):

@@ -1,4 +1,4 @@
-"""Entry point: `python -m stratus_audit` runs the audit service (one replica: see bootstrap)."""
+"""Entry point: `python -m stratus_audit` runs one replica of the audit service (see bootstrap)."""
 
 from stratus_audit.bootstrap import SERVICE
 from stratus_kit import run

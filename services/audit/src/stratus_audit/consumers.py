@@ -1,5 +1,6 @@
 """The audit consumer: JetStream `EVENTS` → the audit read models (the event feed and the audit
-log), through the durable consumer `audit` (the kit's pull consumer).
+log), through this replica's durable consumer (`audit`, `audit-<STRATUS_REPLICA_ID>`; the kit's
+pull consumer), which the service must have caught up with before it answers a query.
 
 Each fetched batch is written to the read models in one transaction per mode file, and only then
 acked: a crash in between redelivers the batch, and the event id (the primary key) makes the
@@ -23,8 +24,9 @@ from nats.aio.msg import Msg
 
 from stratus_audit.read_model import AuditReadModel, Row, to_row
 from stratus_bus import Bus
+from stratus_bus.config import replica_id
 from stratus_contracts import subjects
-from stratus_contracts.audit import CONSUMER, events_subject, is_audited
+from stratus_contracts.audit import consumer_name, events_subject, is_audited
 from stratus_contracts.events import Event
 from stratus_kit import Consumer, Local
 
@@ -42,10 +44,11 @@ class AuditConsumer(Consumer):
         batch: int = 256,
         fetch_timeout: float = 1.0,
         ack_wait: float = 30.0,
+        replica: str | None = None,
     ) -> None:
         super().__init__(
             bus,
-            durable=CONSUMER,
+            durable=consumer_name(replica),
             subject=subjects.EVENTS_SUBJECTS,
             handle=self._handle,
             description="audit log read model (stratus-audit)",
@@ -53,6 +56,7 @@ class AuditConsumer(Consumer):
             batch=batch,
             fetch_timeout=fetch_timeout,
             ack_wait=ack_wait,
+            ready_when_caught_up=True,
         )
         self.models = models
         self.stream_created: str | None = None
@@ -130,4 +134,4 @@ class AuditConsumer(Consumer):
 
 def audit_consumer(bus: Bus, local: Local) -> AuditConsumer:
     models: dict[str, Any] = {name: part.read_models["audit"] for name, part in local.partitions.items()}
-    return AuditConsumer(bus, models)
+    return AuditConsumer(bus, models, replica=replica_id())

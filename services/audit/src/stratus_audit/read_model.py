@@ -207,8 +207,10 @@ def to_row(event: Event, stream_seq: int, audited: bool = True) -> Row:
     )
 
 
-def path_for(data_dir: Path, mode: str) -> Path:
-    return data_dir / f"audit-{mode}.audit.read.db"
+def path_for(data_dir: Path, mode: str, replica: str | None = None) -> Path:
+    """A mode's file; each replica after the first has its own (`STRATUS_REPLICA_ID`)."""
+    own = "" if replica is None else f"{replica}-"
+    return data_dir / f"audit-{own}{mode}.audit.read.db"
 
 
 class AuditReadModel:
