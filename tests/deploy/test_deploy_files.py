@@ -32,7 +32,12 @@ K8S_VERSION = "1.31.0"
 # package is asserted on once services/metrics exists.
 METRICS_PRESENT = (ROOT / "services" / "metrics").is_dir()
 PROCESSES = sorted({s.name for s in services.PROCESSES} | {"metrics"})
-SINGLE_REPLICA = {"deployments", "webhooks", "audit", "metrics"}  # their consumers would double work
+# One replica on Kubernetes: the local runner serves apps from its own pod, which another cannot.
+K8S_SINGLE_REPLICA = {"deployments"}
+# One replica in Compose (one host): audit because every replica there gets the same environment,
+# so the same STRATUS_REPLICA_ID; webhooks and metrics by choice.
+COMPOSE_SINGLE_REPLICA = {"deployments", "webhooks", "audit", "metrics"}
+STATEFUL = {"audit"}  # a StatefulSet: a volume and a replica id per pod
 MASTER_KEY_HOLDERS = {s.name for s in services.PROCESSES if s.holds_master_key}
 IMAGES = [*PROCESSES, "cli"]
 
@@ -68,7 +73,7 @@ def test_compose_runs_every_process_with_health_checks_and_restarts() -> None:
         assert "healthcheck" not in svc or svc["healthcheck"]["test"], name  # else the image's
         assert f"deploy/docker/{name}/Dockerfile" == svc["build"]["dockerfile"], name
         replicas = svc["deploy"]["replicas"]
-        assert replicas == 1 if name in SINGLE_REPLICA else replicas >= 2, name
+        assert replicas == 1 if name in COMPOSE_SINGLE_REPLICA else replicas >= 2, name
         assert svc["read_only"] and svc["cap_drop"] == ["ALL"], name
     for infra in ("nats", "postgres", "clickhouse"):
         assert svcs[infra]["healthcheck"]["test"] and svcs[infra]["restart"] == "unless-stopped"
@@ -201,6 +206,7 @@ def test_dockerignore_rules_are_dockers() -> None:
 
 KUSTOMIZATION_KEYS = {"apiVersion", "kind", "resources", "namespace", "images", "patches"}
 CLUSTER_SCOPED = {"Namespace"}
+WORKLOADS = {"Deployment", "StatefulSet"}
 
 
 def _load(path: Path) -> list[dict[str, Any]]:
@@ -208,7 +214,7 @@ def _load(path: Path) -> list[dict[str, Any]]:
 
 
 def _pod_specs(obj: dict[str, Any]) -> list[dict[str, Any]]:
-    if obj["kind"] in {"Deployment", "Job"}:
+    if obj["kind"] in WORKLOADS | {"Job"}:
         return [obj["spec"]["template"]["spec"]]
     return []
 
@@ -304,24 +310,28 @@ def test_the_strict_validator_refuses_what_it_should() -> None:
         kubernetes_validate.validate(broken, K8S_VERSION, strict=True)
 
 
-def _deployments() -> dict[str, dict[str, Any]]:
+def _workloads(objects: list[dict[str, Any]] | None = None) -> dict[str, dict[str, Any]]:
+    """Every Deployment and StatefulSet of the production overlay, by process name."""
     found = {}
-    for obj in render(PRODUCTION):
-        if obj["kind"] == "Deployment":
-            found[obj["metadata"]["name"].removeprefix("stratus-")] = obj
+    for obj in render(PRODUCTION) if objects is None else objects:
+        if obj["kind"] in WORKLOADS:
+            name = obj["metadata"]["name"].removeprefix("stratus-")
+            assert name not in found, f"two workloads for {name}"
+            found[name] = obj
     return found
 
 
-def test_every_process_has_a_hardened_deployment_with_probes_and_resources() -> None:
-    deployments = _deployments()
-    assert sorted(deployments) == PROCESSES
-    for name, deployment in deployments.items():
-        replicas = deployment["spec"]["replicas"]
-        if name in SINGLE_REPLICA:
-            assert replicas == 1 and deployment["spec"]["strategy"]["type"] == "Recreate", name
-        else:
-            assert replicas >= 2, name
-        pod = deployment["spec"]["template"]["spec"]
+def _selects(selector: dict[str, Any], labels: dict[str, str]) -> bool:
+    assert set(selector) == {"matchLabels"}, "only matchLabels selectors are modelled"
+    return selector["matchLabels"].items() <= labels.items()
+
+
+def test_every_process_has_a_hardened_workload_with_probes_and_resources() -> None:
+    workloads = _workloads()
+    assert sorted(workloads) == PROCESSES
+    for name, workload in workloads.items():
+        assert workload["kind"] == ("StatefulSet" if name in STATEFUL else "Deployment"), name
+        pod = workload["spec"]["template"]["spec"]
         assert pod["securityContext"]["runAsNonRoot"] is True and pod["securityContext"]["runAsUser"] != 0
         assert pod["automountServiceAccountToken"] is False
         for container in pod["containers"]:
@@ -336,11 +346,11 @@ def test_every_process_has_a_hardened_deployment_with_probes_and_resources() -> 
                 security["readOnlyRootFilesystem"] is True and security["allowPrivilegeEscalation"] is False
             )
             assert security["capabilities"]["drop"] == ["ALL"] and security["runAsNonRoot"] is True
-    gateway = deployments["gateway"]["spec"]["template"]["spec"]["containers"][0]
+    gateway = workloads["gateway"]["spec"]["template"]["spec"]["containers"][0]
     assert gateway["readinessProbe"]["httpGet"]["path"] == "/readyz"
     assert gateway["livenessProbe"]["httpGet"]["path"] == "/healthz"
     for name in set(PROCESSES) - {"gateway"}:
-        container = deployments[name]["spec"]["template"]["spec"]["containers"][0]
+        container = workloads[name]["spec"]["template"]["spec"]["containers"][0]
         assert container["livenessProbe"]["exec"]["command"][:4] == [
             "python",
             "-m",
@@ -350,13 +360,69 @@ def test_every_process_has_a_hardened_deployment_with_probes_and_resources() -> 
         assert "--live" in container["livenessProbe"]["exec"]["command"]
 
 
+def test_every_workload_but_deployments_has_two_replicas_and_a_disruption_budget() -> None:
+    objects = render(PRODUCTION)
+    budgets = [o for o in objects if o["kind"] == "PodDisruptionBudget"]
+    covered = []
+    for name, workload in _workloads(objects).items():
+        spec = workload["spec"]
+        labels = spec["template"]["metadata"]["labels"]
+        assert _selects(spec["selector"], labels), name
+        covering = [b for b in budgets if _selects(b["spec"]["selector"], labels)]
+        covered += covering
+        if name in K8S_SINGLE_REPLICA:
+            # A budget over a single replica would block every node drain.
+            assert spec["replicas"] == 1 and spec["strategy"]["type"] == "Recreate", name
+            assert not covering, name
+        else:
+            assert spec["replicas"] >= 2, name
+            update = spec.get("updateStrategy" if workload["kind"] == "StatefulSet" else "strategy", {})
+            assert update.get("type", "RollingUpdate") == "RollingUpdate", name
+            assert [b["metadata"]["name"] for b in covering] == [workload["metadata"]["name"]], name
+            assert covering[0]["spec"]["minAvailable"] == 1, name
+    assert len(covered) == len(budgets)  # each budget covers one workload: none over nothing
+
+
+def test_audit_is_a_stateful_set_with_a_volume_and_a_replica_id_per_pod() -> None:
+    objects = render(PRODUCTION)
+    audit = _workloads(objects)["audit"]
+    spec = audit["spec"]
+    assert spec["podManagementPolicy"] == "Parallel"
+    (headless,) = [
+        o for o in objects if o["kind"] == "Service" and o["metadata"]["name"] == spec["serviceName"]
+    ]
+    assert headless["spec"]["clusterIP"] == "None"
+    assert _selects({"matchLabels": headless["spec"]["selector"]}, spec["template"]["metadata"]["labels"])
+    (claim,) = spec["volumeClaimTemplates"]
+    assert (
+        claim["spec"]["accessModes"] == ["ReadWriteOnce"]
+        and claim["spec"]["resources"]["requests"]["storage"]
+    )
+    pod = spec["template"]["spec"]
+    # The data dir is the claim, not a volume of the pod (an emptyDir would lose it, a shared
+    # volume would mix the replicas' files).
+    assert claim["metadata"]["name"] not in {v["name"] for v in pod.get("volumes", [])}
+    (container,) = pod["containers"]
+    mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
+    (configmap,) = [o for o in objects if o["kind"] == "ConfigMap"]
+    assert mounts[configmap["data"]["STRATUS_DATA_DIR"]] == claim["metadata"]["name"] == "data"
+    (replica_id,) = [e for e in container["env"] if e["name"] == "STRATUS_REPLICA_ID"]
+    assert replica_id == {
+        "name": "STRATUS_REPLICA_ID",
+        "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}},
+    }
+    # Its pods' names (`<name>-<ordinal>`) are valid replica ids.
+    for ordinal in range(spec["replicas"]):
+        assert re.fullmatch(r"[A-Za-z0-9_-]{1,64}", f"{audit['metadata']['name']}-{ordinal}")
+
+
 def test_gateway_is_exposed_scaled_and_the_only_thing_reachable_from_outside() -> None:
     objects = render(PRODUCTION)
     kinds = {(o["kind"], o["metadata"]["name"]) for o in objects}
     for kind in ("Service", "Ingress", "HorizontalPodAutoscaler", "PodDisruptionBudget"):
         assert (kind, "stratus-gateway") in kinds
     budgets = {o["metadata"]["name"] for o in objects if o["kind"] == "PodDisruptionBudget"}
-    assert budgets == {f"stratus-{n}" for n in PROCESSES if n not in SINGLE_REPLICA}
+    assert budgets == {f"stratus-{n}" for n in PROCESSES if n not in K8S_SINGLE_REPLICA}
     policies = [o for o in objects if o["kind"] == "NetworkPolicy"]
     deny = [p for p in policies if p["spec"]["podSelector"] == {} and not p["spec"].get("ingress")]
     assert any(
