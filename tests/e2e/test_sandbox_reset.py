@@ -1,6 +1,7 @@
 """`stratus sandbox reset` with two replicas of every service: test mode's projects, webhook
 endpoints, event feed and metrics are gone everywhere (no replica serves a stale copy), live
-data is untouched, the sandbox works again at once, and a restarted service stays reset."""
+data is untouched, the sandbox works again at once, and a restarted service stays reset; a
+test-mode write retried with its Idempotency-Key after a reset runs again, a live one replays."""
 
 from __future__ import annotations
 
@@ -14,6 +15,8 @@ from typing import Any
 import httpx
 
 from stratus_testing import Stack, wait_until
+
+REPLAYED = "idempotent-replayed"
 
 
 def metric_sum(client: httpx.Client, name: str) -> float:
@@ -90,6 +93,45 @@ def test_the_reset_drops_test_mode_only(tmp_path: Path) -> None:
             wait_until(lambda: test.get(f"/v1/projects/{fresh_id}").status_code == 200, timeout=30)
             assert test.get(f"/v1/projects/{gone['id']}").status_code == 404
             assert live.get(f"/v1/projects/{kept['id']}").status_code == 200
+
+
+def test_the_reset_forgets_test_mode_idempotent_answers_only(tmp_path: Path) -> None:
+    with (
+        Stack(tmp_path / "data") as stack,
+        stack.client(stack.live_key) as live,
+        stack.client(stack.test_key) as test,
+    ):
+        body = {"name": f"sbx-idem-{uuid.uuid4().hex[:6]}"}
+        keyed = {
+            "test": (test, {"Idempotency-Key": f"K-{uuid.uuid4()}"}),
+            "live": (live, {"Idempotency-Key": f"K2-{uuid.uuid4()}"}),
+        }
+
+        def send() -> dict[str, httpx.Response]:
+            return {mode: c.post("/v1/projects", json=body, headers=h) for mode, (c, h) in keyed.items()}
+
+        first = send()
+        for mode, response in first.items():
+            assert response.status_code == 201, (mode, response.text)
+            assert REPLAYED not in response.headers
+
+        done = stack.cli("sandbox", "reset")
+        assert done.returncode == 0, done.stderr
+
+        again = send()
+        # Test mode: the key's record went with the sandbox, so the create runs again, in it.
+        assert again["test"].status_code == 201, again["test"].text
+        assert REPLAYED not in again["test"].headers
+        made = again["test"].json()["data"]["id"]
+        assert made != first["test"].json()["data"]["id"]
+        assert ids(test.get("/v1/projects")) == [made]
+        # Live: the first answer, byte for byte.
+        assert again["live"].status_code == 201 and again["live"].headers[REPLAYED] == "true"
+        assert again["live"].content == first["live"].content
+        assert live.get(f"/v1/projects/{first['live'].json()['data']['id']}").status_code == 200
+        # The new test-mode answer is the key's record from now on.
+        third = send()["test"]
+        assert third.headers[REPLAYED] == "true" and third.content == again["test"].content
 
 
 def test_the_sandbox_is_reset_on_an_interval(tmp_path: Path) -> None:

@@ -2,7 +2,8 @@
 
 Commands and queries travel on the subject their type declares (`CreateProject.subject`, see
 `stratus_contracts.messages`); what is built here are the event subjects, the queue groups and
-the ping every service answers. Nothing else formats a subject.
+the ping every service answers, and the subjects of the gateway's idempotency records (which the
+sandbox reset purges by mode). Nothing else formats a subject.
 """
 
 from __future__ import annotations
@@ -12,9 +13,25 @@ import re
 EVENTS_STREAM = "EVENTS"
 EVENTS_SUBJECTS = "evt.>"
 
+# The gateway's idempotency records (JetStream KV, `stratus_gateway.idempotency`). Each KV key
+# starts with the request's mode as its own token (`test.<sha256>`), so that one mode's records
+# are one subject filter on the bucket's stream.
+IDEMPOTENCY_BUCKET = "stratus_idempotency"
+IDEMPOTENCY_STREAM = f"KV_{IDEMPOTENCY_BUCKET}"
+
 
 def event(mode: str, account: str, aggregate: str, name: str) -> str:
     return f"evt.{mode}.{account}.{aggregate}.{name}"
+
+
+def idempotency_key(mode: str, digest: str) -> str:
+    """The KV key of a keyed write's record in `IDEMPOTENCY_BUCKET`: its mode, then its digest."""
+    return f"{mode}.{digest}"
+
+
+def idempotency_records(mode: str) -> str:
+    """The subjects of every record of `mode` on `IDEMPOTENCY_STREAM`."""
+    return f"$KV.{IDEMPOTENCY_BUCKET}.{mode}.>"
 
 
 def queue_group(service: str) -> str:

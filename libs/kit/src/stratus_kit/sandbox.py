@@ -1,14 +1,17 @@
 """The sandbox reset: every service drops its test-mode data, live data untouched.
 
 The reset is an **epoch**, a number in the JetStream KV bucket `stratus_sandbox` (key `epoch`,
-with the time it was set). `reset(bus)` raises it (compare-and-set) and purges the test-mode
-events (`evt.test.>`) from the `EVENTS` stream. Every replica of every service watches the key;
-on a new epoch it swaps its test partition for an empty one named after the epoch (`test_e3`:
-its own SQLite files or PostgreSQL tables, and read-model file), then deletes the old one's, and
-runs the service's own `on_sandbox_reset` (the deployments service stops its test-mode apps, the
-metrics service drops its test partitions, the audit service clears its test-mode rows). A
-process that starts later opens the current epoch's partition directly. Test-mode writes that
-race the reset may be lost with the rest: it is the sandbox.
+with the time it was set). `reset(bus)` raises it (compare-and-set), then purges the test-mode
+events (`evt.test.>`) from the `EVENTS` stream and the gateway's test-mode idempotency records
+(`$KV.stratus_idempotency.test.>`, so that a retried test-mode write runs against the empty
+sandbox instead of replaying its answer from before): once per reset, whichever gateways run.
+Every replica of every service watches the key; on a new epoch it swaps its test partition for
+an empty one named after the epoch (`test_e3`: its own SQLite files or PostgreSQL tables, and
+read-model file), then deletes the old one's, and runs the service's own `on_sandbox_reset` (the
+deployments service stops its test-mode apps, the metrics service drops its test partitions, the
+audit service clears its test-mode rows). A process that starts later opens the current epoch's
+partition directly. Test-mode writes that race the reset may be lost with the rest, and one
+answered from the old partition after the purge keeps its idempotency record: it is the sandbox.
 
 `STRATUS_SANDBOX_RESET_INTERVAL` (seconds; unset or 0: never) makes the holder of the lease
 `sandbox-timer` raise the epoch that long after the last reset.
@@ -24,8 +27,9 @@ import time
 from typing import TYPE_CHECKING
 
 import msgspec
+import nats
 from nats.js.api import KeyValueConfig
-from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
+from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError, NotFoundError
 from nats.js.kv import KeyValue
 
 from stratus_bus import Bus
@@ -69,8 +73,8 @@ async def current(kv: KeyValue) -> tuple[Epoch, int]:
 
 
 async def reset(bus: Bus) -> int:
-    """Raise the epoch (every service then drops its test data) and purge the test-mode events
-    from the stream; the new epoch."""
+    """Raise the epoch (every service then drops its test data), purge the test-mode events from
+    the stream and the gateway's test-mode idempotency records; the new epoch."""
     kv = await bucket(bus)
     while True:
         now, revision = await current(kv)
@@ -85,8 +89,21 @@ async def reset(bus: Bus) -> int:
             continue  # another reset got there first: raise from its epoch
     with contextlib.suppress(Exception):  # no stream yet: nothing to purge
         await bus.js.purge_stream(subjects.EVENTS_STREAM, subject=f"evt.{MODE}.>")
+    await _forget_answers(bus)
     log.info("sandbox reset", extra={"epoch": after.epoch})
     return after.epoch
+
+
+async def _forget_answers(bus: Bus) -> None:
+    """Purge the gateway's test-mode idempotency records (KV keys `test.<sha256>`; live ones are
+    other subjects and stay). A request in flight whose record goes answers without storing."""
+    stream, records = subjects.IDEMPOTENCY_STREAM, subjects.idempotency_records(MODE)
+    try:
+        await bus.settled(lambda: bus.js.purge_stream(stream, subject=records))
+    except NotFoundError:
+        pass  # no gateway has opened the bucket yet: no records
+    except nats.errors.Error as exc:
+        log.warning("sandbox reset left the test-mode idempotency records: %s", type(exc).__name__)
 
 
 async def follow(local: Local, kv: KeyValue) -> None:

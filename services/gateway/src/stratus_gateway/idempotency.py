@@ -4,6 +4,18 @@ Records live in the JetStream KV bucket `stratus_idempotency` (24 h), so every r
 other's. A key is scoped to the caller's account and mode; its record holds the request's
 fingerprint (method, path, query, `If-Match`, calling key id and a hash of the body).
 
+* The KV key is the mode, then the SHA-256 of account, mode and client key (`test.<hex>`,
+  `live.<hex>`: `stratus_contracts.subjects.idempotency_key`), so that the sandbox reset
+  (`stratus_kit.sandbox.reset`) purges every test-mode record with one subject filter and leaves
+  the live ones: after a reset a retried test-mode write runs against the empty sandbox.
+* Records from before the mode prefix (the bare hex) are not looked up: they expire within 24 h
+  of the upgrade. A retry across the upgrade runs again here, and the service's own record (see
+  below) still applies the command at most once and answers its first reply, marked replayed;
+  what that day loses is the byte-identical replay and the replay of stored 4xx answers (a failed
+  command records nothing in the service, so it is decided again). A fallback would cost every
+  new key a second read for a day, and could not be purged by mode, so it would replay test-mode
+  answers from before a reset.
+
 * The first request **creates** the record as "started" (KV `create` fails if the key exists, so
   of two replicas racing on one key only one proceeds), with a lease: the time its request may
   take (`STRATUS_IDEMPOTENCY_LEASE`, default twice the request timeout plus 5 s), never renewed.
@@ -13,8 +25,10 @@ fingerprint (method, path, query, `If-Match`, calling key id and a hash of the b
   revision and runs (the service applies the command at most once, so this is safe).
 * When the answer is complete it replaces the record (status, `Content-Type`, `Location`,
   `ETag`, body; the record's 24 h start then) before it is sent, and repeats get it byte for
-  byte with `Idempotent-Replayed: true`. 401, 403, 429 and 5xx answers are not stored: the record
-  is deleted and a retry runs again.
+  byte with `Idempotent-Replayed: true`. 401, 403, 429 and 5xx answers are not stored: the
+  record is deleted and a retry runs again. A record that is no longer this request's (another
+  replica took it over, or a sandbox reset purged it) is neither replaced nor deleted, and the
+  answer is sent all the same.
 * Credentials are shown once: a stored body has `data.secret` / `data.token` set to null, so a
   replay of a key creation or rotation says what was created but not its secret.
 
@@ -43,11 +57,12 @@ from nats.js.kv import KeyValue
 
 from stratus_bus import Bus, note_replays
 from stratus_bus.config import request_timeout
+from stratus_contracts import subjects
 from stratus_gateway.auth import authorize, remember
 from stratus_gateway.problems import ApiError
 
 log = logging.getLogger("stratus.gateway.idempotency")
-BUCKET = "stratus_idempotency"
+BUCKET = subjects.IDEMPOTENCY_BUCKET
 RETENTION = 24 * 3600
 HEADER = b"idempotency-key"
 REPLAYED = (b"idempotent-replayed", b"true")
@@ -58,6 +73,9 @@ NOT_STORED = frozenset({401, 403, 429})  # and every 5xx: safe to retry, so noth
 CREDENTIALS = ("secret", "token")  # `data` fields shown once, never stored
 IN_USE = {"Retry-After": "1"}
 ATTEMPTS = 5
+# JetStream's "wrong last sequence": `update` raises it as KeyWrongLastSequenceError, a
+# compare-and-set `delete` as a bare API error with one of these codes.
+WRONG_LAST = frozenset({10071, 10164})
 
 
 def lease_seconds() -> float:
@@ -88,8 +106,10 @@ _decode = msgspec.msgpack.Decoder(Record).decode
 
 
 def kv_key(account: str, mode: str, key: str) -> str:
-    """The KV key for a client's key (KV keys allow few characters; client keys allow 95)."""
-    return hashlib.sha256(f"{account}\x1f{mode}\x1f{key}".encode()).hexdigest()
+    """The KV key for a client's key (KV keys allow few characters; client keys allow 95): the
+    mode as a token of its own, then a digest."""
+    digest = hashlib.sha256(f"{account}\x1f{mode}\x1f{key}".encode()).hexdigest()
+    return subjects.idempotency_key(mode, digest)
 
 
 def valid_key(values: list[bytes]) -> str:
@@ -192,22 +212,25 @@ class IdempotencyStore:
         try:
             await self.kv.update(attempt.key, _encode(done), last=attempt.revision)
         except KeyWrongLastSequenceError:
-            # Our lease ran out and another replica took the key over: its answer gets stored.
-            log.info("idempotency record taken over before this answer was stored")
+            # No longer our record: our lease ran out and another replica took the key over (its
+            # answer gets stored), or a sandbox reset purged it (the next request runs afresh).
+            # Either way this answer is still the client's.
+            log.info("idempotency record taken over or purged before this answer was stored")
         except nats.errors.Error as exc:
             log.warning("could not store an idempotent answer: %s", exc)
 
     async def abandon(self, attempt: Attempt) -> None:
-        # Only our own claim: a replica that took the key over keeps its record (a wrong last
-        # revision). Anything else is retried once, then logged: a claim left behind answers
-        # the client's retries 409 until its lease ends.
+        # Only our own claim: a replica that took the key over keeps its record, and a record a
+        # sandbox reset purged stays gone (a wrong last revision either way). Anything else is
+        # retried once, then logged: a claim left behind answers the client's retries 409 until
+        # its lease ends.
         for retry in (True, False):
             try:
                 await self.kv.delete(attempt.key, last=attempt.revision)
                 return
-            except KeyWrongLastSequenceError:
-                return
             except nats.errors.Error as exc:
+                if isinstance(exc, KeyWrongLastSequenceError) or getattr(exc, "err_code", None) in WRONG_LAST:
+                    return
                 if not retry:
                     log.warning("could not free an idempotency key: %s", type(exc).__name__)
 
