@@ -11,14 +11,15 @@ FROZEN := $(if $(wildcard uv.lock),--frozen,)
 RUN := $(UV) run $(FROZEN)
 DATA_DIR := .stratus
 PYTEST_ARGS ?=
+TS_CLIENT := clients/typescript
 
-.PHONY: help install run test lint fmt bench bench-scale clean
+.PHONY: help install run test lint fmt bench bench-scale ts-client clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "; print "Usage: make <target>\n\nTargets:"} \
 		/^[a-zA-Z_-]+:.*## / {printf "  %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
-install: ## Install uv (from PyPI, if missing), the virtualenv from uv.lock and docker-compose (apt, if root)
+install: ## Install uv (from PyPI, if missing), the virtualenv from uv.lock, docker-compose (apt, if root), the TS client's npm packages
 	@if ! command -v "$(UV)" >/dev/null 2>&1; then \
 		echo "uv not found: installing it from PyPI (pip install --user uv)"; \
 		python3 -m pip install --user --quiet uv \
@@ -35,6 +36,17 @@ install: ## Install uv (from PyPI, if missing), the virtualenv from uv.lock and 
 			echo "note: docker-compose is not installed and cannot be installed here (needs root and apt-get);"; \
 			echo "      tests/deploy will fail until it is (Debian/Ubuntu: sudo apt-get install docker-compose)"; \
 		fi; \
+	fi
+	@# The TypeScript client's packages (npm ci from its lockfile), when Node.js is here and they are
+	@# missing or older than the lockfile; without Node.js its test is skipped.
+	@if command -v npm >/dev/null 2>&1; then \
+		if [ ! $(TS_CLIENT)/node_modules/.package-lock.json -nt $(TS_CLIENT)/package-lock.json ]; then \
+			echo "npm ci in $(TS_CLIENT)"; \
+			(cd $(TS_CLIENT) && npm ci --no-audit --no-fund --loglevel=error); \
+		fi; \
+	else \
+		echo "note: Node.js and npm are not installed: the TypeScript client ($(TS_CLIENT)) is left out"; \
+		echo "      and its test skipped"; \
 	fi
 
 run: install ## Start the whole stack locally (stratus up); Ctrl-C stops it
@@ -54,6 +66,14 @@ bench: install ## Run the benchmarks (deploy/bench/run.py)
 
 bench-scale: install ## Cost as an account grows: 100k projects, 10k config versions (scale.py)
 	$(RUN) python deploy/bench/scale.py
+
+ts-client: install ## The TypeScript client: npm ci, regenerate src/schema.d.ts from this checkout's spec, build
+	@command -v npm >/dev/null 2>&1 || { echo "ts-client needs Node.js 20+ and npm"; exit 1; }
+	cd $(TS_CLIENT) && npm ci --no-audit --no-fund --loglevel=error
+	@# The spec of a throwaway stack of this checkout (or of STRATUS_OPENAPI_URL's gateway).
+	@spec=$$(mktemp -t stratus-openapi.XXXXXX); trap 'rm -f "$$spec"' EXIT; \
+		$(RUN) python $(TS_CLIENT)/scripts/openapi_spec.py "$$spec" && \
+		(cd $(TS_CLIENT) && npm run --silent generate -- "$$spec" && npm run --silent build)
 
 clean: ## Delete the local stack's data (.stratus); refuses while it runs
 	@if [ -f $(DATA_DIR)/stack.json ] && kill -0 "$$(sed -n 's/.*"pid": *\([0-9]*\).*/\1/p' $(DATA_DIR)/stack.json | head -1)" 2>/dev/null; then \
