@@ -175,7 +175,7 @@ def test_needs_an_admin_key(stack: Stack, live: httpx.Client, anon: httpx.Client
 
 
 async def _publish(nats_url: str, *events: Event) -> None:
-    nc = await nats.connect(nats_url)
+    nc = await nats.connect(nats_url.split(","))
     try:
         js = nc.jetstream()
         for e in events:
@@ -234,7 +234,7 @@ def test_another_account_sees_only_its_own(stack: Stack, live: httpx.Client) -> 
 async def _rebuild(nats_url: str) -> RebuildResult:
     from stratus_bus import Bus
 
-    bus = Bus(await nats.connect(nats_url))
+    bus = Bus(await nats.connect(nats_url.split(",")))
     try:
         return await bus.call(RebuildReadModels(), timeout=60)
     finally:

@@ -102,7 +102,7 @@ def events_on(stack: Stack, subject: str) -> list[dict[str, Any]]:
     """Every event on the EVENTS stream with this subject, oldest first."""
 
     async def read() -> list[dict[str, Any]]:
-        nc = await nats.connect(stack.nats_url)
+        nc = await nats.connect(stack.nats_url.split(","))
         try:
             js, seq, found = nc.jetstream(), 1, []
             while True:
@@ -471,7 +471,7 @@ def deployment_event(
 
 def publish(stack: Stack, *events: tuple[str, bytes, str]) -> None:
     async def send() -> None:
-        nc = await nats.connect(stack.nats_url)
+        nc = await nats.connect(stack.nats_url.split(","))
         try:
             js = nc.jetstream()
             for subject, payload, event_id in events:

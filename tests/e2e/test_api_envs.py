@@ -67,7 +67,7 @@ def stream_texts(stack: Stack) -> list[str]:
     """Every message on the EVENTS stream, as text."""
 
     async def read() -> list[str]:
-        nc = await nats.connect(stack.nats_url)
+        nc = await nats.connect(stack.nats_url.split(","))
         try:
             js = nc.jetstream()
             info = await js.stream_info("EVENTS")

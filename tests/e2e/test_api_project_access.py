@@ -191,7 +191,7 @@ def test_team_changes_are_published_with_their_actor(stack: Stack, live: httpx.C
     subject = f"evt.live.{stack.account_id}.project.member_added"
 
     async def last_added() -> dict[str, Any] | None:
-        nc = await nats.connect(stack.nats_url)
+        nc = await nats.connect(stack.nats_url.split(","))
         try:
             msg = await nc.jetstream().get_last_msg("EVENTS", subject)
             return json.loads(msg.data)

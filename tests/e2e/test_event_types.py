@@ -182,7 +182,7 @@ def test_a_published_event_is_what_the_document_says(stack: Stack, live: httpx.C
     filter_subject = channel["address"].replace("{mode}", "*").replace("{account}", "*")
 
     async def find() -> Any:
-        nc = await nats.connect(stack.nats_url)
+        nc = await nats.connect(stack.nats_url.split(","))
         try:
             js, seq, stream = nc.jetstream(), 1, channel["x-jetstream-stream"]
             while True:
@@ -225,7 +225,7 @@ def test_a_query_sent_as_the_document_says_is_answered_as_it_says(
     _check(request, request_message["payload"], spec)
 
     async def ask() -> Any:
-        nc = await nats.connect(stack.nats_url)
+        nc = await nats.connect(stack.nats_url.split(","))
         try:
             return await nc.request(channel["address"], msgspec.msgpack.encode(request), timeout=5)
         finally:

@@ -43,8 +43,13 @@ def test_the_feed_lists_filters_and_pages(live: httpx.Client, test_mode: httpx.C
     assert event["object"] == "event" and event["id"].startswith("evt_") and event["mode"] == "live"
     assert event["data"]["name"] == name
 
-    # Its default environments, by prefix and by project.
-    envs = wait_for(lambda: [e for e in events_of(live, type="env.", project=project["id"])])
+    # Its default environments, by prefix and by project. They are two events, published one
+    # after the other: the feed may have the first before the second.
+    def default_envs() -> list[dict]:
+        found = events_of(live, type="env.", project=project["id"])
+        return found if {e["data"]["name"] for e in found} >= {"production", "staging"} else []
+
+    envs = wait_for(default_envs)
     assert {e["data"]["name"] for e in envs} == {"production", "staging"}
     assert all(e["type"] == "env.created" for e in envs)
 

@@ -201,7 +201,7 @@ async def test_100_concurrent_identical_creates_over_two_gateways_make_one_proje
 
 
 async def _stored_record(stack: Stack, key: str) -> bytes:
-    nc = await nats.connect(stack.nats_url)
+    nc = await nats.connect(stack.nats_url.split(","))
     try:
         kv = await nc.jetstream().key_value(BUCKET)
         return (await kv.get(kv_key(stack.account_id, "live", key))).value or b""
@@ -211,7 +211,7 @@ async def _stored_record(stack: Stack, key: str) -> bytes:
 
 async def _forget(stack: Stack, key: str) -> None:
     """Lose the gateway's record, as 24 hours or a lost KV volume would."""
-    nc = await nats.connect(stack.nats_url)
+    nc = await nats.connect(stack.nats_url.split(","))
     try:
         kv = await nc.jetstream().key_value(BUCKET)
         await kv.purge(kv_key(stack.account_id, "live", key))

@@ -69,7 +69,7 @@ def publish(stack: Stack, subject: str, payload: bytes) -> None:
     """Publish as a producer does (the gateway's telemetry task, a service's relay)."""
 
     async def go() -> None:
-        nc = await nats.connect(stack.nats_url)
+        nc = await nats.connect(stack.nats_url.split(","))
         try:
             await nc.jetstream().publish(subject, payload, headers={"Nats-Msg-Id": uuid.uuid4().hex})
         finally:
