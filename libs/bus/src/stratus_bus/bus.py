@@ -33,6 +33,7 @@ from nats.aio.subscription import Subscription
 from nats.errors import NoRespondersError
 from nats.errors import TimeoutError as NatsTimeout
 from nats.js.api import KeyValueConfig, StreamConfig
+from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
 from nats.js.kv import KeyValue
 from opentelemetry import propagate, trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
@@ -226,6 +227,34 @@ def servers(url: str) -> list[str]:
     """`NATS_URL` may name several servers of a cluster, comma-separated: the client starts
     with any that answers (and learns the rest from the cluster)."""
     return [u.strip() for u in url.split(",") if u.strip()]
+
+
+async def kv_create(kv: KeyValue, key: str, value: bytes) -> int:
+    """`kv.create` (only if absent), raising KeyWrongLastSequenceError for a key that exists
+    however the server said so. On a replicated bucket a create that loses a race can be refused
+    before the winner's write is readable; nats-py then re-reads the key (to tell a deleted key
+    from a live one), finds nothing and raises KeyNotFoundError: the key exists, it is only not
+    visible yet. Callers that read it next should use `kv_get_written`."""
+    try:
+        return await kv.create(key, value)
+    except KeyNotFoundError:
+        raise KeyWrongLastSequenceError("the key exists (not readable yet)") from None
+
+
+async def kv_get_written(kv: KeyValue, key: str, patience: float = 2.0) -> KeyValue.Entry:
+    """`kv.get` of a key that a create just found taken: waits out a replica that has not yet
+    applied the winning write, then raises KeyNotFoundError (it was deleted in between)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + patience
+    pause = 0.005
+    while True:
+        try:
+            return await kv.get(key)
+        except KeyNotFoundError:
+            if loop.time() + pause > deadline:
+                raise
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, 0.2)
 
 
 class Bus:

@@ -32,7 +32,7 @@ from nats.js.api import KeyValueConfig
 from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError, NotFoundError
 from nats.js.kv import KeyValue
 
-from stratus_bus import Bus
+from stratus_bus import Bus, kv_create
 from stratus_contracts import subjects
 
 if TYPE_CHECKING:
@@ -83,10 +83,11 @@ async def reset(bus: Bus) -> int:
             if revision:
                 await kv.update(KEY, msgspec.json.encode(after), last=revision)
             else:
-                await kv.create(KEY, msgspec.json.encode(after))
+                await kv_create(kv, KEY, msgspec.json.encode(after))
             break
         except KeyWrongLastSequenceError:
-            continue  # another reset got there first: raise from its epoch
+            await asyncio.sleep(0.01)  # another reset got there first: raise from its epoch
+            continue
     with contextlib.suppress(Exception):  # no stream yet: nothing to purge
         await bus.js.purge_stream(subjects.EVENTS_STREAM, subject=f"evt.{MODE}.>")
     await _forget_answers(bus)
@@ -135,7 +136,8 @@ async def timer(bus: Bus, kv: KeyValue) -> None:
         if now.at == 0.0:
             # Never reset: count from the first time a timer looked, kept as epoch 0's time.
             with contextlib.suppress(KeyWrongLastSequenceError):
-                await kv.create(KEY, msgspec.json.encode(Epoch(0, time.time())))
+                await kv_create(kv, KEY, msgspec.json.encode(Epoch(0, time.time())))
+            await asyncio.sleep(0.01)  # until the winner's write is readable
             continue
         wait = due - time.time()
         if wait > 0:

@@ -55,7 +55,7 @@ from nats.js.api import KeyValueConfig
 from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
 from nats.js.kv import KeyValue
 
-from stratus_bus import Bus, note_replays
+from stratus_bus import Bus, kv_create, kv_get_written, note_replays
 from stratus_bus.config import request_timeout
 from stratus_contracts import subjects
 from stratus_gateway.auth import authorize, remember
@@ -172,11 +172,11 @@ class IdempotencyStore:
         try:
             for _ in range(ATTEMPTS):
                 try:
-                    return Attempt(key, await self.kv.create(key, _encode(mine)), mine)
+                    return Attempt(key, await kv_create(self.kv, key, _encode(mine)), mine)
                 except KeyWrongLastSequenceError:
                     pass
                 try:
-                    entry = await self.kv.get(key)
+                    entry = await kv_get_written(self.kv, key, patience=0.5)
                 except KeyNotFoundError:
                     continue  # deleted (not stored) in between: try to create it again
                 record = _decode(entry.value or b"")

@@ -40,7 +40,7 @@ from nats.js.api import KeyValueConfig
 from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
 from nats.js.kv import KeyValue
 
-from stratus_bus import Bus
+from stratus_bus import Bus, kv_create
 from stratus_contracts.identity import PLANS
 from stratus_gateway.clientip import client_ip
 from stratus_gateway.envelope import RESPONSE_HEADERS
@@ -401,7 +401,7 @@ class RateLimiter:
     async def _write(self, name: str, state: BucketState, revision: int | None) -> int:
         value = self._encoder.encode(state)
         if not revision:
-            return await self.kv.create(name, value)
+            return await kv_create(self.kv, name, value)
         return await self.kv.update(name, value, last=revision)
 
     # -- giving leases back -------------------------------------------------------------------

@@ -22,7 +22,7 @@ from nats.js.api import KeyValueConfig
 from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
 from nats.js.kv import KeyValue
 
-from stratus_bus import Bus
+from stratus_bus import Bus, kv_create, kv_get_written
 from stratus_contracts.auth import Scope
 from stratus_contracts.events import Mode
 from stratus_gateway.problems import ApiError
@@ -80,8 +80,8 @@ class TokenSigner:
                 return None
             # KeyWrongLastSequenceError: another replica created today's key first; use theirs.
             with contextlib.suppress(KeyWrongLastSequenceError):
-                await self.kv.create(kid, secrets.token_bytes(32))
-            secret = (await self.kv.get(kid)).value
+                await kv_create(self.kv, kid, secrets.token_bytes(32))
+            secret = (await kv_get_written(self.kv, kid)).value
         if secret:
             self._keys[kid] = secret
         return secret
