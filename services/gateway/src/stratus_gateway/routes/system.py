@@ -37,7 +37,7 @@ async def me() -> Response[MeEnvelope]:
         token = MeToken(id=claims.jti, subject=claims.sub, expires_at=datetime.fromtimestamp(claims.exp, UTC))
     data = Me(
         key_id=who.key_id,
-        account_id=who.account_id,
+        account=who.account_id,
         mode=who.mode,
         name=key.name,
         scopes=who.scopes,
