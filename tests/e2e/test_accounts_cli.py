@@ -65,7 +65,7 @@ def test_create_prints_a_tenant_with_working_keys(stack: Stack) -> None:
         assert secret.startswith(f"sk_{mode}_")
         with stack.client(secret) as client:
             me = client.get("/v1/me").json()["data"]
-            assert (me["account_id"], me["mode"], me["key_id"]) == (made["id"], mode, made["key_ids"][mode])
+            assert (me["account"], me["mode"], me["key_id"]) == (made["id"], mode, made["key_ids"][mode])
             assert set(me["scopes"]) == {"read", "write", "admin"}
             # A new tenant starts empty.
             assert client.get("/v1/projects").json()["data"] == []

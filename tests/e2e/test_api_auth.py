@@ -60,7 +60,7 @@ def test_every_spelling_of_the_header_finds_the_same_key(stack: Stack, anon: htt
 
 def test_me_describes_the_key(stack: Stack, live: httpx.Client, test_mode: httpx.Client) -> None:
     me = live.get("/v1/me").json()["data"]
-    assert me["key_id"].startswith("key_") and me["account_id"] == stack.account_id
+    assert me["key_id"].startswith("key_") and me["account"] == stack.account_id
     assert me["mode"] == "live" and set(me["scopes"]) == {"read", "write", "admin"}
     assert test_mode.get("/v1/me").json()["data"]["mode"] == "test"
     assert stack.live_key not in live.get("/v1/me").text
@@ -69,12 +69,12 @@ def test_me_describes_the_key(stack: Stack, live: httpx.Client, test_mode: httpx
 def test_admin_key_from_environment_works_and_revocation_is_401(stack: Stack) -> None:
     with stack.client(EXTRA_ADMIN_KEY) as client:
         me = client.get("/v1/me").json()["data"]
-        assert me["account_id"] == stack.account_id and me["mode"] == "live"
+        assert me["account"] == stack.account_id and me["mode"] == "live"
 
         async def revoke() -> None:
             bus = await Bus.connect(stack.nats_url, name="test-revoke")
             try:
-                await bus.call(identity.RevokeKey(account_id=me["account_id"], key_id=me["key_id"]))
+                await bus.call(identity.RevokeKey(account_id=me["account"], key_id=me["key_id"]))
             finally:
                 await bus.drain()
 

@@ -69,7 +69,7 @@ def caller_of(client: httpx.Client) -> Caller:
     """The Caller the gateway makes of this client's credential (what a deployments route sends)."""
     me = client.get("/v1/me").json()["data"]
     return Caller(
-        account_id=me["account_id"],
+        account_id=me["account"],
         mode=me["mode"],
         key_id=me["key_id"],
         scopes=tuple(me["scopes"]),

@@ -78,14 +78,43 @@ def test_project_writes_apply_only_at_the_matching_version(live: httpx.Client) -
 def test_malformed_if_match_is_400(live: httpx.Client) -> None:
     project = _project(live)
     path = f"/v1/projects/{project['id']}"
-    for value in ("1", 'W/"1"', '"one"', '"1", "2"', '"' + "9" * 40 + '"'):
+    for value in ("1", "W/1", '"1" "2"', '"1",'):
         body = problem(
             live.patch(path, json={"description": "x"}, headers={"If-Match": value}),
             400,
             "invalid_precondition",
         )
         assert '"3"' in body["detail"]  # shows the accepted form
+    # A list naming several versions: a write expects one.
+    problem(
+        live.patch(path, json={"description": "x"}, headers={"If-Match": '"1", "2"'}),
+        400,
+        "invalid_precondition",
+    )
     assert live.get(path).json()["data"]["version"] == 1
+
+
+def test_a_well_formed_tag_that_is_not_current_is_412(live: httpx.Client) -> None:
+    """RFC 9110: If-Match compares strongly, so a weak tag, an opaque one or one beyond any
+    version never matches: 412, not 400; a list matches when one of its tags is current."""
+    project = _project(live)
+    path = f"/v1/projects/{project['id']}"
+    for value in ('W/"1"', '"one"', '""', '"' + "9" * 40 + '"'):
+        problem(
+            live.patch(path, json={"description": "x"}, headers={"If-Match": value}),
+            412,
+            "precondition_failed",
+        )
+        problem(live.delete(path, headers={"If-Match": value}), 412, "precondition_failed")
+    assert live.get(path).json()["data"]["version"] == 1
+    listed = live.patch(path, json={"description": "y"}, headers={"If-Match": 'W/"1", "1", "other"'})
+    assert listed.status_code == 200 and _etag(listed) == '"2"'
+    # 404 still comes first.
+    problem(
+        live.patch("/v1/projects/prj_" + "z" * 26, json={"description": "x"}, headers={"If-Match": 'W/"1"'}),
+        404,
+        "project_not_found",
+    )
 
 
 def test_key_writes_apply_only_at_the_matching_version(live: httpx.Client, stack: Stack) -> None:

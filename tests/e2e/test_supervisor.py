@@ -60,7 +60,7 @@ def test_sigterm_stops_everything_and_a_restart_keeps_data(tmp_path: Path) -> No
     with Stack(data) as second, second.client(second.live_key) as client:
         assert (data / "credentials").read_text() == credentials
         assert client.get(f"/v1/projects/{project['id']}").json()["data"] == project
-        assert client.get("/v1/me").json()["data"]["account_id"] == second.account_id
+        assert client.get("/v1/me").json()["data"]["account"] == second.account_id
 
 
 def exit_codes(stack: Stack) -> dict[str, list[int]]:

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 import pytest
 
 from stratus_gateway.limits import MAX_JSON_DEPTH, json_depth_exceeds
-from stratus_gateway.preconditions import Precondition, parse_if_match
+from stratus_gateway.preconditions import Precondition, not_modified, parse_if_match
 from stratus_gateway.problems import ApiError
 from stratus_gateway.versioning import deprecation_headers, document, parse_deprecations, unsupported_version
 
@@ -117,17 +117,41 @@ def test_no_configuration_no_rules() -> None:
         ("*", Precondition(exists=True)),
         ('"3"', Precondition(version=3)),
         (' "12" ', Precondition(version=12)),
+        ('"3", W/"4", "x"', Precondition(version=3)),
+        ('"3","3"', Precondition(version=3)),
+        # Well-formed tags that can never match (weak, opaque, beyond any version): version 0,
+        # which no resource has, so the service answers 412 (after its 404 and 403).
+        ('W/"3"', Precondition(version=0)),
+        ('"a"', Precondition(version=0)),
+        ('""', Precondition(version=0)),
+        ('"' + "9" * 19 + '"', Precondition(version=0)),
     ],
 )
 def test_if_match_values(header: str | None, expected: Precondition) -> None:
     assert parse_if_match(header) == expected
 
 
-@pytest.mark.parametrize("header", ["3", 'W/"3"', '"a"', '"1", "2"', '""', '"' + "9" * 19 + '"', ""])
+@pytest.mark.parametrize("header", ["3", "", "W/3", '"1", "2"', '"3" "4"', '"3",', '*, "3"', '"a'])
 def test_malformed_if_match_is_refused(header: str) -> None:
     with pytest.raises(ApiError) as info:
         parse_if_match(header)
     assert info.value.code == "invalid_precondition"
+
+
+@pytest.mark.parametrize(
+    ("header", "version", "expected"),
+    [
+        (None, 3, False),
+        ("*", 3, True),
+        ('"3"', 3, True),
+        ('W/"3"', 3, True),  # If-None-Match compares weakly
+        ('"2", "3"', 3, True),
+        ('"2"', 3, False),
+        ('"abc"', 3, False),
+    ],
+)
+def test_if_none_match(header: str | None, version: int, expected: bool) -> None:
+    assert not_modified(header, version) is expected
 
 
 def _nested(depth: int) -> bytes:

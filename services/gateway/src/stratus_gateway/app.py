@@ -12,11 +12,12 @@ from litestar.datastructures import State
 from litestar.exceptions import NotFoundException
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme, Tag
+from litestar.routes import HTTPRoute
 from litestar.types import ASGIApp
 
 from stratus_bus import Bus
 from stratus_bus.config import nats_url
-from stratus_gateway import auth, idempotency, limits, ratelimit, telemetry, versioning
+from stratus_gateway import auth, docs, idempotency, limits, ratelimit, telemetry, versioning
 from stratus_gateway.middleware import edge
 from stratus_gateway.problems import EXCEPTION_HANDLERS, ApiError
 from stratus_gateway.routes import system, tokens
@@ -36,6 +37,16 @@ from stratus_gateway.routes.webhooks import DeliveryController, WebhookControlle
 log = logging.getLogger("stratus.gateway")
 MAX_BODY = 1024 * 1024
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+DESCRIPTION = (
+    "One API, one credential and one set of conventions over projects and their teams, environments "
+    "and their encrypted variables, deployments and their logs, webhooks, the event feed and event "
+    "types, API keys, short-lived tokens and members, the audit log and request metrics.\n\n"
+    'Successes are `{"data", "meta": {"request_id"}, "error": null}`; lists add `meta.has_more` and '
+    "`meta.next_cursor` (pass it back as `?cursor=`). Every error is an RFC 9457 "
+    "`application/problem+json` body with a stable `code` (`GET /errors/{code}` explains one). "
+    "Writes take an optional `Idempotency-Key`; single resources carry an `ETag` for `If-Match` "
+    "and `If-None-Match`."
+)
 
 
 def _text_body(request: Request[Any, Any, Any]) -> bool:
@@ -117,7 +128,7 @@ def create_app(bus: Bus | None = None) -> Litestar:
             security=[{"bearer": []}],
         )
     )
-    return Litestar(
+    app = Litestar(
         route_handlers=[
             v1,
             system.healthz,
@@ -134,8 +145,9 @@ def create_app(bus: Bus | None = None) -> Litestar:
         openapi_config=OpenAPIConfig(
             title="Stratus API",
             version="1.0.0",
-            description="One API over projects, environments, deployments, metrics and webhooks.",
-            path="/docs",
+            description=DESCRIPTION,
+            openapi_router=docs.router(),
+            render_plugins=[docs.SwaggerPage(), docs.FinishedDocument()],
             components=Components(
                 security_schemes={
                     "bearer": SecurityScheme(
@@ -162,6 +174,25 @@ def create_app(bus: Bus | None = None) -> Litestar:
         logging_config=None,
         debug=False,
     )
+    allow_every_method(app)
+    return app
+
+
+def allow_every_method(app: Litestar) -> None:
+    """Make `OPTIONS` answer the `Allow` a 405 on the same path does: every method of the path.
+
+    Litestar makes a path's OPTIONS handler when the first handler is registered at that path,
+    bound to the route as it was then; a path whose methods come from several handlers (GET and
+    POST on `/v1/projects`) is rebuilt as each is added, so `Allow` named only the first ones.
+    Bind each to the route as finally built. `tests/e2e/test_http_truths.py` compares both
+    answers on every path the OpenAPI document lists."""
+    for route in app.routes:
+        entry = getattr(route, "route_handler_map", {}).get("OPTIONS")
+        if not isinstance(route, HTTPRoute) or entry is None:
+            continue
+        for cell in getattr(entry[0].fn, "__closure__", None) or ():
+            if isinstance(cell.cell_contents, HTTPRoute):
+                cell.cell_contents = route
 
 
 def asgi(bus: Bus | None = None) -> ASGIApp:

@@ -22,7 +22,7 @@ from litestar.connection import ASGIConnection
 from litestar.handlers.base import BaseRouteHandler
 from nats.js.api import DeliverPolicy
 
-from stratus_bus import Bus, RemoteError
+from stratus_bus import Bus, RemoteError, ServiceTimeout, ServiceUnavailable
 from stratus_contracts import identity, keys, subjects
 from stratus_contracts.auth import Caller, Scope
 from stratus_contracts.events import Event
@@ -174,6 +174,10 @@ class Authenticator:
         verified = self.cached(secret_hash) or await self._verify(bearer, secret_hash)
         return self.admit(verified, None, ip)
 
+    async def charge_unrouted(self, scope: Any) -> ApiError | None:
+        """See `charge_unrouted` (the outer layer cannot import this module)."""
+        return await charge_unrouted(scope, self)
+
     def admit(self, verified: Verified, claims: TokenClaims | None, ip: str) -> Authenticated:
         """Expiry and IP allowlist of the key, and a token's narrowing of it; the caller."""
         now = time.time()
@@ -287,6 +291,29 @@ async def authorize(scope: Any) -> Authenticated:
     if needed not in who.scopes:
         raise ApiError("insufficient_scope", f"This route needs the `{needed}` scope, which this key lacks.")
     return done
+
+
+async def charge_unrouted(scope: Any, authn: Authenticator) -> ApiError | None:
+    """A request with credentials that no route took (404, 405): when they are valid, the key's
+    bucket pays and the response carries its `X-RateLimit-*`, as any authenticated response
+    does; the 429 to send instead when the key is over its limit. Invalid credentials leave the
+    request to the client address's bucket (the outer layer charges it afterwards)."""
+    try:
+        header = scope.get(BEARER_STATE)
+        verified = authn.cached_header(header) if header is not None else None
+        if verified is not None:
+            done = authn.admit(verified, None, client_ip(scope))
+        else:
+            done = await authn.authenticate(_bearer(scope), client_ip(scope))
+    except (ApiError, RemoteError, ServiceUnavailable, ServiceTimeout):
+        return None
+    charging = ratelimit.charge_key(scope, authn.limiter, done.caller.key_id, done.principal.plan)
+    if charging is not None:
+        try:
+            await charging
+        except ApiError as exc:
+            return exc
+    return None
 
 
 # The same value as the scope's AUTH_STATE, for handlers that take no `request`: Litestar's

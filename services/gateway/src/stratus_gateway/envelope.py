@@ -67,7 +67,7 @@ class Me(msgspec.Struct, kw_only=True):
 
     object: Literal["credential"] = "credential"
     key_id: str
-    account_id: str
+    account: str  # the account's id, named as every other object names it (`account`)
     mode: Mode
     name: str
     scopes: tuple[Scope, ...]

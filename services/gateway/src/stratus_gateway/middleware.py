@@ -9,7 +9,9 @@ authentication behind them (docs/performance.md).
 In order: the URL and header sizes are checked (414/431, see `limits`), then a request without
 credentials pays from its client address's bucket (429 once over, see `ratelimit`), then the app
 runs. Authenticated requests pay from their key's bucket in `auth`; a request that carried
-credentials but never reached authentication (an unknown route) pays from its address afterwards.
+credentials but that no route took (404, 405) is authenticated as its answer starts, and its
+key pays (with `X-RateLimit-*` on the answer, or a 429 instead of it), or, when the credentials
+are not valid, its address pays afterwards.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from stratus_contracts.ids import new_request_id
-from stratus_gateway import limits, ratelimit
+from stratus_gateway import limits, problems, ratelimit
 from stratus_gateway.envelope import RESPONSE_HEADERS
 from stratus_telemetry import TRACING, Line, request_id_var
 
@@ -38,6 +40,11 @@ _tracer = trace.get_tracer("stratus.gateway")
 BEARER_STATE = "stratus.authorization"  # the raw Authorization header, found in the one pass here
 AUTH_STATE = "stratus.auth"  # where `auth` leaves the resolved credential in the ASGI scope
 _SANE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+_UNROUTED = frozenset({404, 405})
+
+
+def _encoded(headers: dict[str, str]) -> list[tuple[bytes, bytes]]:
+    return [(name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in headers.items()]
 
 
 def _server_span(method: str, path: str, request_id: str) -> Any:
@@ -86,14 +93,31 @@ def edge(app: Litestar) -> ASGIApp:
         started = time.perf_counter() if ACCESS_LOG.enabled() else 0.0
         request_id_header = (b"x-request-id", request_id.encode())
 
+        refused = False
+
         async def send_wrapper(message: Message) -> None:
-            nonlocal status
+            nonlocal status, refused
             if message["type"] == "http.response.start":
                 status = message["status"]
+                if status in _UNROUTED and authorization is not None and AUTH_STATE not in state:
+                    # No route (404) or no such method (405): nothing authenticated the request,
+                    # but its key pays all the same, and says so in `X-RateLimit-*`.
+                    refusal = await app.state["authenticator"].charge_unrouted(state)
+                    if refusal is not None:
+                        refused = True
+                        await problems.send_problem(
+                            send,
+                            refusal.code,
+                            refusal.detail,
+                            [request_id_header, *_encoded(refusal.headers), *state.get(RESPONSE_HEADERS, ())],
+                        )
+                        return
                 headers = [*message.get("headers", ()), request_id_header]
                 if extra := state.get(RESPONSE_HEADERS):
                     headers += extra
                 message["headers"] = headers
+            elif refused:
+                return  # the body of the answer a 429 replaced
             await send(message)
 
         try:

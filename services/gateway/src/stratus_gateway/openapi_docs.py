@@ -1,17 +1,40 @@
-"""OpenAPI response declarations: the problems each route can answer with, and the response
-headers the API's conventions put on them (API.md)."""
+"""OpenAPI response declarations: the problems each route can answer with, the response headers
+the API's conventions put on them (API.md), and the finishing pass that makes `/openapi.json`
+say exactly what the server does (`complete`).
+
+Litestar generates the document from the routes; `complete` then adds what only the gateway
+knows: every problem an operation can answer with whatever its handler declares (the edge's
+414/431, authentication, availability, body and idempotency problems, 422 for a parameter out of
+its bounds), the response headers as shared `components.headers` (each with a schema), request
+body examples, `additionalProperties: false` on request bodies (unknown fields are a 422), and
+the grammar of `If-Match` / `If-None-Match` / `Idempotency-Key`. `tests/e2e/test_openapi_spec.py`
+validates the result with openapi-spec-validator, and `tests/e2e/test_schemathesis.py` holds the
+server to it.
+"""
 
 from __future__ import annotations
 
 from collections import defaultdict
 from typing import Any
 
+from litestar.datastructures import ResponseHeader
 from litestar.openapi.datastructures import ResponseSpec
 
 from stratus_contracts.errors import spec
+from stratus_gateway.preconditions import PRECONDITION_CODES
 from stratus_gateway.problems import PROBLEM_JSON, Problem
 
-AUTH_CODES = ("missing_api_key", "malformed_api_key", "invalid_api_key", "api_key_revoked")
+AUTH_CODES = (
+    "missing_api_key",
+    "malformed_api_key",
+    "invalid_api_key",
+    "api_key_revoked",
+    "key_expired",
+    "invalid_token",
+    "token_expired",
+    "insufficient_scope",
+    "ip_not_allowed",
+)
 COMMON_CODES = ("service_unavailable", "service_timeout", "internal_error")
 BODY_CODES = (
     "malformed_json",
@@ -20,11 +43,18 @@ BODY_CODES = (
     "payload_too_large",
     "validation_failed",
 )
+# What the outer layer refuses before any route runs (`limits`), on every path.
+EDGE_CODES = ("uri_too_long", "headers_too_large")
+IDEMPOTENCY_CODES = ("idempotency_key_invalid", "idempotency_key_reused", "idempotency_key_in_use")
+_PREFIX = "Problem details; `code` is one of: "
+NOT_MODIFIED = "Not modified: the resource is still at a version `If-None-Match` names (no body)."
 
 
-def problems(*codes: str, auth: bool = True, body: bool = False) -> dict[int, ResponseSpec]:
+def problems(
+    *codes: str, auth: bool = True, body: bool = False, common: bool = True
+) -> dict[int, ResponseSpec]:
     """ResponseSpecs for the given codes (plus auth/body/availability ones), grouped by status."""
-    all_codes = list(codes) + list(COMMON_CODES)
+    all_codes = list(codes) + (list(COMMON_CODES) if common else [])
     if auth:
         all_codes += (*AUTH_CODES, "rate_limited")
     if body:
@@ -36,7 +66,7 @@ def problems(*codes: str, auth: bool = True, body: bool = False) -> dict[int, Re
         status: ResponseSpec(
             data_container=Problem,
             media_type=PROBLEM_JSON,
-            description="Problem details; `code` is one of: " + ", ".join(f"`{c}`" for c in group),
+            description=_PREFIX + ", ".join(f"`{c}`" for c in group),
             generate_examples=False,
         )
         for status, group in sorted(by_status.items())
@@ -44,6 +74,10 @@ def problems(*codes: str, auth: bool = True, body: bool = False) -> dict[int, Re
 
 
 _INT = {"type": "integer", "minimum": 0}
+# Entity tags as RFC 9110 writes them: `*`, or one or more `"…"` / `W/"…"` separated by commas.
+# `If-Match` is documented with one tag: a list naming several versions is a 400 (`preconditions`).
+ENTITY_TAGS = r'^(\*|(W/)?"[!#-~]*"([ \t]*,[ \t]*(W/)?"[!#-~]*")*)$'
+ENTITY_TAG = r'^(\*|(W/)?"[!#-~]*")$'
 HEADERS: dict[str, dict[str, Any]] = {
     "X-Request-Id": {
         "description": "This request's id (an incoming sane `X-Request-Id` is echoed); quote it when "
@@ -75,33 +109,249 @@ HEADERS: dict[str, dict[str, Any]] = {
         "same `Idempotency-Key`.",
         "schema": {"type": "string", "enum": ["true"]},
     },
+    "ETag": {
+        "description": 'The resource\'s version as a strong entity tag (`"3"`); send it back in '
+        "`If-Match` (a write only at that version) or `If-None-Match` (304 while unchanged).",
+        "schema": {"type": "string", "pattern": r'^"\d+"$'},
+    },
+    "Location": {
+        "description": "The path of what this request created.",
+        "schema": {"type": "string", "format": "uri-reference"},
+    },
 }
+LOCATION_HEADER = ResponseHeader(
+    name="Location", description=HEADERS["Location"]["description"], documentation_only=True
+)
 _WRITES = frozenset({"post", "put", "patch", "delete"})
+_BODY_METHODS = frozenset({"post", "put", "patch"})
+_HTTP_METHODS = frozenset({"get", "put", "post", "delete", "options", "head", "patch", "trace"})
+# Answered without a rate limit (`ratelimit.EXEMPT_PATHS`).
+_UNLIMITED = frozenset({"/healthz", "/readyz"})
+_HEADER_SCHEMAS = {
+    "if-match": {"type": "string", "pattern": ENTITY_TAG, "examples": ['"3"', "*"]},
+    "if-none-match": {"type": "string", "pattern": ENTITY_TAGS, "examples": ['"3"', "*"]},
+    # 1–255 printable ASCII characters; HTTP drops spaces around a header value, so a key
+    # neither starts nor ends with one.
+    "idempotency-key": {
+        "type": "string",
+        "minLength": 1,
+        "maxLength": 255,
+        "pattern": r"^[!-~]([ -~]{0,253}[!-~])?$",
+    },
+}
+
+# A request body example per operation: what a client would send first (each is accepted as it
+# is by a fresh account, so the schemathesis examples phase sends them too).
+EXAMPLES: dict[str, Any] = {
+    "createProject": {"name": "web", "description": "The marketing site"},
+    "updateProject": {
+        "description": "The marketing site",
+        "build": {
+            "repo_url": "https://github.com/acme/web.git",
+            "build_command": "npm ci && npm run build",
+            "start_command": "npm start",
+            "health_check_path": "/healthz",
+        },
+    },
+    "putProjectMember": {"role": "developer"},
+    "createEnvironment": {"name": "preview-42", "branch": "preview/42", "auto_deploy": False},
+    "replaceEnvironment": {"name": "staging", "description": "", "branch": "main", "auto_deploy": True},
+    "updateEnvironment": {"description": "Deploys every push to main", "auto_deploy": True},
+    "importDotenv": "# stratus:secret\nDATABASE_URL=postgres://db/app\nLOG_LEVEL=info\n",
+    "setEnvVars": {"key": "DATABASE_URL", "value": "postgres://db/app", "secret": True},
+    "patchEnvVars": {"LOG_LEVEL": "debug", "API_TOKEN": {"value": "t0k3n", "secret": True}, "OLD_FLAG": None},
+    "createDeployment": {"project": "prj_2kq5mxvz3rb4lq7nbwnq5cj3xu", "env": "production", "ref": "main"},
+    "createWebhook": {
+        "url": "https://hooks.example.com/stratus",
+        "events": ["deployment.succeeded", "deployment.failed"],
+        "description": "Deploy notifications",
+    },
+    "updateWebhook": {"events": ["*"], "status": "enabled"},
+    "rotateWebhookSecret": {"grace_seconds": 3600},
+    "redeliverWebhook": {"since": "2026-04-28T00:00:00Z", "until": "2026-04-28T12:00:00Z"},
+    "queryMetrics": {
+        "metric": "build_duration",
+        "aggregation": "p95",
+        "group_by": ["project"],
+        "range": "7d",
+        "step": "7d",
+    },
+    "recordMetricEvents": {
+        "events": [{"name": "signup.completed", "value": 1, "labels": {"plan": "pro"}}],
+    },
+    "createKey": {"name": "ci", "scopes": ["read", "write"], "environments": ["staging"]},
+    "updateKey": {"name": "ci (staging only)", "scopes": ["read"]},
+    "rotateKey": {"overlap_seconds": 3600},
+    "createMember": {"email": "ada@example.com", "name": "Ada Lovelace"},
+    "createToken": {"scopes": ["read"], "ttl_seconds": 900, "subject": "dashboard"},
+}
 
 
 def _ref(name: str) -> dict[str, str]:
     return {"$ref": f"#/components/headers/{name}"}
 
 
-def document_headers(spec: dict[str, Any]) -> dict[str, Any]:
+def document_headers(document: dict[str, Any]) -> dict[str, Any]:
     """Declare the response headers every operation's responses carry: `X-Request-Id` on all;
     on `/v1` also the `X-RateLimit-*` headers and `Warning`; `Idempotent-Replayed` on `/v1`
-    writes; `Retry-After` on 429 and 503."""
-    spec.setdefault("components", {}).setdefault("headers", {}).update(HEADERS)
-    for path, item in spec.get("paths", {}).items():
+    writes; `Retry-After` on 429 and 503. A header a route declares itself (`ETag`,
+    `Location`) becomes a reference to its shared declaration."""
+    document.setdefault("components", {}).setdefault("headers", {}).update(HEADERS)
+    for path, method, operation in _operations(document):
         v1 = path.startswith("/v1/")
-        for method, operation in item.items():
-            if not isinstance(operation, dict) or "responses" not in operation:
+        for status, response in operation["responses"].items():
+            if "$ref" in response:
                 continue
-            for status, response in operation["responses"].items():
-                names = ["X-Request-Id"]
-                if v1:
-                    names += ["X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset", "Warning"]
-                    if method in _WRITES and str(status).startswith("2"):
-                        names.append("Idempotent-Replayed")
-                if str(status) in ("429", "503"):
-                    names.append("Retry-After")
-                headers = response.setdefault("headers", {})
-                for name in names:
-                    headers.setdefault(name, _ref(name))
-    return spec
+            names = ["X-Request-Id"]
+            if v1:
+                names += ["X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset", "Warning"]
+                if method in _WRITES and str(status).startswith("2"):
+                    names.append("Idempotent-Replayed")
+            if str(status) in ("429", "503"):
+                names.append("Retry-After")
+            if str(status) == "304":
+                names.append("ETag")
+            headers = response.setdefault("headers", {})
+            for name in list(headers):
+                if name in HEADERS and "$ref" not in headers[name]:
+                    headers[name] = _ref(name)
+            for name in names:
+                headers.setdefault(name, _ref(name))
+    return document
+
+
+def _operations(document: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
+    return [
+        (path, method, operation)
+        for path, item in document.get("paths", {}).items()
+        for method, operation in item.items()
+        if method in _HTTP_METHODS and isinstance(operation, dict) and "responses" in operation
+    ]
+
+
+def _problem_response(code: str) -> dict[str, Any]:
+    return {
+        "description": f"{_PREFIX}`{code}`",
+        "content": {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}},
+    }
+
+
+def add_problem(operation: dict[str, Any], code: str) -> None:
+    """Declare that `operation` can answer with the problem `code` (under its status)."""
+    responses = operation["responses"]
+    status = str(spec(code).status)
+    response = responses.get(status)
+    if response is None or PROBLEM_JSON not in response.get("content", {}):
+        responses[status] = _problem_response(code)
+        return
+    description = response.get("description", "")
+    if f"`{code}`" in description:
+        return
+    if description.startswith(_PREFIX):
+        response["description"] = f"{description}, `{code}`"
+    else:
+        response["description"] = f"{description} `code` may also be `{code}`.".strip()
+
+
+def _parameters(operation: dict[str, Any]) -> list[dict[str, Any]]:
+    return [p for p in operation.get("parameters", ()) if isinstance(p, dict)]
+
+
+def _checked(parameter: dict[str, Any]) -> bool:
+    """Whether Litestar can refuse a value of this path or query parameter (a 422): any type or
+    bound beyond a plain string. Header parameters are parsed by the gateway (`preconditions`)."""
+    schema = parameter.get("schema", {})
+    bounds = set(schema) - {"description", "examples", "example", "title", "default"}
+    return parameter.get("in") in ("path", "query") and (bounds != {"type"} or schema["type"] != "string")
+
+
+def _codes_for(path: str, method: str, operation: dict[str, Any]) -> list[str]:
+    """Every problem the gateway can answer this operation with, whatever its route declared."""
+    codes = [*EDGE_CODES]
+    headers = {p["name"].lower() for p in _parameters(operation) if p.get("in") == "header"}
+    if path.startswith("/v1/"):
+        codes += [*AUTH_CODES, "rate_limited", *COMMON_CODES]
+        if operation.get("x-tokens-allowed") is False:
+            codes.append("token_not_allowed")
+        if method in _BODY_METHODS:
+            codes += ["unsupported_media_type", "payload_too_large", "json_too_deep"]
+            if "requestBody" in operation:
+                codes += ["malformed_json", "validation_failed"]
+        if method in _WRITES:
+            codes += IDEMPOTENCY_CODES
+    elif path not in _UNLIMITED:
+        codes.append("rate_limited")  # without credentials, per client address
+    if "requestBody" in operation or any(_checked(p) for p in _parameters(operation)):
+        codes.append("validation_failed")  # a parameter outside its bounds
+    if "if-match" in headers:
+        codes += PRECONDITION_CODES
+    if "if-none-match" in headers:
+        codes.append("invalid_precondition")
+    return codes
+
+
+def _is_problem_response(response: dict[str, Any]) -> bool:
+    return PROBLEM_JSON in response.get("content", {})
+
+
+def _schemas_reached(document: dict[str, Any], schema: Any, seen: set[str]) -> None:
+    """The names of the component schemas `schema` refers to, transitively."""
+    if isinstance(schema, dict):
+        ref = schema.get("$ref")
+        if isinstance(ref, str) and ref.startswith("#/components/schemas/"):
+            name = ref.rsplit("/", 1)[1]
+            if name not in seen:
+                seen.add(name)
+                _schemas_reached(document, document["components"]["schemas"].get(name), seen)
+        for value in schema.values():
+            _schemas_reached(document, value, seen)
+    elif isinstance(schema, list):
+        for value in schema:
+            _schemas_reached(document, value, seen)
+
+
+def _close(schema: Any) -> None:
+    """`additionalProperties: false` on every object with declared properties in `schema` (not
+    through references: the referenced schemas are closed by name)."""
+    if isinstance(schema, dict):
+        if schema.get("type") == "object" and "properties" in schema:
+            schema.setdefault("additionalProperties", False)
+        for key, value in schema.items():
+            if key != "$ref":
+                _close(value)
+    elif isinstance(schema, list):
+        for value in schema:
+            _close(value)
+
+
+def complete(document: dict[str, Any]) -> dict[str, Any]:
+    """The finishing pass over the generated document (see the module's docstring)."""
+    closed: set[str] = set()
+    for path, method, operation in _operations(document):
+        responses = operation["responses"]
+        for status in list(responses):
+            response = responses.pop(status)
+            # Litestar's own 400 body ({status_code, detail, extra}) is never sent: its
+            # validation errors are our 422 `validation_failed`.
+            if str(status) == "400" and not _is_problem_response(response):
+                continue
+            responses[str(status)] = response
+        for parameter in _parameters(operation):
+            if parameter.get("in") == "header" and (schema := _HEADER_SCHEMAS.get(parameter["name"].lower())):
+                parameter["schema"] = dict(schema)
+        for code in _codes_for(path, method, operation):
+            add_problem(operation, code)
+        if any(p["name"].lower() == "if-none-match" for p in _parameters(operation)):
+            responses.setdefault("304", {"description": NOT_MODIFIED})
+        operation["responses"] = dict(sorted(responses.items()))
+        body = operation.get("requestBody")
+        if body is not None:
+            for media in body.get("content", {}).values():
+                example = EXAMPLES.get(operation.get("operationId", ""))
+                if example is not None:
+                    media.setdefault("example", example)
+                _close(media.get("schema"))
+                _schemas_reached(document, media.get("schema"), closed)
+    for name in closed:
+        _close(document["components"]["schemas"][name])
+    return document

@@ -139,6 +139,8 @@ def on_http_exception(request: Request[Any, Any, Any], exc: HTTPException) -> Re
             )
         case MethodNotAllowedException():
             allow = (exc.headers or {}).get("allow") or (exc.headers or {}).get("Allow") or ""
+            # In the order `OPTIONS` lists them (`app.allow_every_method`).
+            allow = ", ".join(sorted(m.strip() for m in allow.split(",") if m.strip()))
             return problem_response(
                 "method_not_allowed",
                 f"{request.method} is not allowed here; allowed: {allow}.",

@@ -35,7 +35,7 @@ from stratus_contracts.auth import Caller
 from stratus_gateway import sse
 from stratus_gateway.auth import caller
 from stratus_gateway.envelope import ListMeta, Meta, meta, ok
-from stratus_gateway.openapi_docs import problems
+from stratus_gateway.openapi_docs import LOCATION_HEADER, problems
 from stratus_gateway.problems import ApiError
 from stratus_gateway.routes.params import Cursor, Limit, aware
 
@@ -141,6 +141,7 @@ class DeploymentController(Controller):
         "202 with the deployment, whose `status` then moves `queued → building → deploying → ready` "
         "(or `failed`, `canceled`).",
         status_code=202,
+        response_headers=[LOCATION_HEADER],
         responses=problems(
             "project_not_found",
             "environment_not_found",
@@ -230,6 +231,7 @@ class DeploymentController(Controller):
         "rebuild; once ready it serves the environment (`deployment.rolled_back`). 409 for a deployment "
         "that never became ready.",
         status_code=202,
+        response_headers=[LOCATION_HEADER],
         responses=problems(
             "deployment_not_found", "deployment_not_ready", "insufficient_scope", "insufficient_role"
         ),

@@ -24,7 +24,7 @@ from stratus_gateway import dotenv
 from stratus_gateway.auth import caller
 from stratus_gateway.env_schemas import VarKey, VarsPost, decode_patch, patch_schema
 from stratus_gateway.envelope import ListMeta, Meta, meta, ok
-from stratus_gateway.openapi_docs import problems
+from stratus_gateway.openapi_docs import LOCATION_HEADER, problems
 from stratus_gateway.preconditions import ETAG_HEADER, PRECONDITION_CODES, IfMatch, etag, parse_if_match
 from stratus_gateway.problems import ApiError
 from stratus_gateway.routes.params import Cursor, Limit
@@ -150,7 +150,7 @@ class EnvVarController(Controller):
         description="One (`{key, value, secret}`) or many (`{vars: [...]}`). 201 with the new "
         "config version; 200 with the current one when nothing changed.",
         status_code=201,
-        response_headers=[ETAG_HEADER],
+        response_headers=[ETAG_HEADER, LOCATION_HEADER],
         responses=problems(*VAR_CODES, *PRECONDITION_CODES, body=True),
     )
     async def set_vars(

@@ -20,8 +20,16 @@ from stratus_contracts import envs as c
 from stratus_gateway.auth import caller
 from stratus_gateway.env_schemas import EnvCreate, EnvReplace, EnvUpdate, overrides
 from stratus_gateway.envelope import ListMeta, Meta, meta, ok
-from stratus_gateway.openapi_docs import problems
-from stratus_gateway.preconditions import ETAG_HEADER, PRECONDITION_CODES, IfMatch, etag, parse_if_match
+from stratus_gateway.openapi_docs import LOCATION_HEADER, problems
+from stratus_gateway.preconditions import (
+    ETAG_HEADER,
+    PRECONDITION_CODES,
+    IfMatch,
+    IfNoneMatch,
+    etag,
+    parse_if_match,
+    unchanged,
+)
 from stratus_gateway.routes.params import Cursor, Limit
 from stratus_gateway.schemas import build_changes
 
@@ -76,7 +84,7 @@ class ProjectEnvController(Controller):
         operation_id="createEnvironment",
         summary="Create an environment",
         status_code=201,
-        response_headers=[ETAG_HEADER],
+        response_headers=[ETAG_HEADER, LOCATION_HEADER],
         responses=problems(
             "project_not_found",
             "environment_name_taken",
@@ -117,9 +125,13 @@ class EnvController(Controller):
         response_headers=[ETAG_HEADER],
         responses=problems("environment_not_found", "insufficient_scope"),
     )
-    async def get_env(self, request: Req, env_id: EnvId) -> Response[EnvEnvelope]:
+    async def get_env(
+        self, request: Req, env_id: EnvId, if_none_match: IfNoneMatch = None
+    ) -> Response[EnvEnvelope]:
         q = c.GetEnvironment(caller=caller(request), env_id=env_id)
         env = await _bus(request).call(q)
+        if (not_modified := unchanged(if_none_match, env.version)) is not None:
+            return not_modified
         return ok(EnvEnvelope(data=env, meta=meta()), headers=etag(env.version))
 
     @put(

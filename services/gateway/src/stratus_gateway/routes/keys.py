@@ -25,8 +25,16 @@ from stratus_gateway.envelope import (
     meta,
     ok,
 )
-from stratus_gateway.openapi_docs import problems
-from stratus_gateway.preconditions import ETAG_HEADER, PRECONDITION_CODES, IfMatch, etag, parse_if_match
+from stratus_gateway.openapi_docs import LOCATION_HEADER, problems
+from stratus_gateway.preconditions import (
+    ETAG_HEADER,
+    PRECONDITION_CODES,
+    IfMatch,
+    IfNoneMatch,
+    etag,
+    parse_if_match,
+    unchanged,
+)
 from stratus_gateway.routes.params import Cursor, Limit
 from stratus_gateway.schemas import KeyCreate, KeyRotate, KeyUpdate
 from stratus_gateway.usage import KeyUsage
@@ -68,7 +76,7 @@ class KeyController(Controller):
         summary="Create an API key (its secret is shown only in this response)",
         status_code=201,
         opt=ADMIN,
-        response_headers=[ETAG_HEADER],
+        response_headers=[ETAG_HEADER, LOCATION_HEADER],
         responses=problems("scope_not_held", "member_not_found", *DENIED, body=True),
     )
     async def create(self, request: Req, data: JSONBody[KeyCreate]) -> Response[KeyWithSecretEnvelope]:
@@ -125,9 +133,13 @@ class KeyController(Controller):
         response_headers=[ETAG_HEADER],
         responses=problems("key_not_found", *DENIED),
     )
-    async def get_key(self, request: Req, key_id: KeyId) -> Response[KeyEnvelope]:
+    async def get_key(
+        self, request: Req, key_id: KeyId, if_none_match: IfNoneMatch = None
+    ) -> Response[KeyEnvelope]:
         q = c.GetKey(caller=caller(request), key_id=key_id)
         view = await _bus(request).call(q)
+        if (not_modified := unchanged(if_none_match, view.version)) is not None:
+            return not_modified
         [view] = await _with_usage(request, [view])
         return ok(KeyEnvelope(data=view, meta=meta()), headers=_etag(view))
 

@@ -14,8 +14,16 @@ from stratus_bus import Bus
 from stratus_contracts import identity as c
 from stratus_gateway.auth import caller
 from stratus_gateway.envelope import ListMeta, MemberEnvelope, MemberListEnvelope, meta, ok
-from stratus_gateway.openapi_docs import problems
-from stratus_gateway.preconditions import ETAG_HEADER, PRECONDITION_CODES, IfMatch, etag, parse_if_match
+from stratus_gateway.openapi_docs import LOCATION_HEADER, problems
+from stratus_gateway.preconditions import (
+    ETAG_HEADER,
+    PRECONDITION_CODES,
+    IfMatch,
+    IfNoneMatch,
+    etag,
+    parse_if_match,
+    unchanged,
+)
 from stratus_gateway.routes.params import Cursor, Limit
 from stratus_gateway.schemas import MemberCreate
 
@@ -39,7 +47,7 @@ class MemberController(Controller):
         summary="Add a member",
         status_code=201,
         opt=ADMIN,
-        response_headers=[ETAG_HEADER],
+        response_headers=[ETAG_HEADER, LOCATION_HEADER],
         responses=problems("member_email_taken", *DENIED, body=True),
     )
     async def create(self, request: Req, data: JSONBody[MemberCreate]) -> Response[MemberEnvelope]:
@@ -79,9 +87,13 @@ class MemberController(Controller):
         response_headers=[ETAG_HEADER],
         responses=problems("member_not_found", *DENIED),
     )
-    async def get_member(self, request: Req, member_id: MemberId) -> Response[MemberEnvelope]:
+    async def get_member(
+        self, request: Req, member_id: MemberId, if_none_match: IfNoneMatch = None
+    ) -> Response[MemberEnvelope]:
         q = c.GetMember(caller=caller(request), member_id=member_id)
         member = await _bus(request).call(q)
+        if (not_modified := unchanged(if_none_match, member.version)) is not None:
+            return not_modified
         return ok(MemberEnvelope(data=member, meta=meta()), headers=etag(member.version))
 
     @delete(

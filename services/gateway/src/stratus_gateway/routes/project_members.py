@@ -20,7 +20,15 @@ from stratus_contracts import projects as c
 from stratus_gateway.auth import caller
 from stratus_gateway.envelope import ListMeta, ProjectMemberEnvelope, ProjectMemberListEnvelope, meta, ok
 from stratus_gateway.openapi_docs import problems
-from stratus_gateway.preconditions import ETAG_HEADER, PRECONDITION_CODES, IfMatch, etag, parse_if_match
+from stratus_gateway.preconditions import (
+    ETAG_HEADER,
+    PRECONDITION_CODES,
+    IfMatch,
+    IfNoneMatch,
+    etag,
+    parse_if_match,
+    unchanged,
+)
 from stratus_gateway.routes.params import Cursor, Limit
 from stratus_gateway.schemas import ProjectMemberPut
 
@@ -66,10 +74,12 @@ class ProjectMemberController(Controller):
         responses=problems("project_not_found", "project_member_not_found", "insufficient_scope"),
     )
     async def get_member(
-        self, request: Req, project_id: ProjectId, member_id: MemberId
+        self, request: Req, project_id: ProjectId, member_id: MemberId, if_none_match: IfNoneMatch = None
     ) -> Response[ProjectMemberEnvelope]:
         q = c.GetProjectMember(caller=caller(request), project_id=project_id, member_id=member_id)
         member = await _bus(request).call(q)
+        if (not_modified := unchanged(if_none_match, member.version)) is not None:
+            return not_modified
         return ok(ProjectMemberEnvelope(data=member, meta=meta()), headers=etag(member.version))
 
     @put(

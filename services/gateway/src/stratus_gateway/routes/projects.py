@@ -22,8 +22,16 @@ from stratus_gateway.envelope import (
     meta,
     ok,
 )
-from stratus_gateway.openapi_docs import problems
-from stratus_gateway.preconditions import ETAG_HEADER, PRECONDITION_CODES, IfMatch, etag, parse_if_match
+from stratus_gateway.openapi_docs import LOCATION_HEADER, problems
+from stratus_gateway.preconditions import (
+    ETAG_HEADER,
+    PRECONDITION_CODES,
+    IfMatch,
+    IfNoneMatch,
+    etag,
+    parse_if_match,
+    unchanged,
+)
 from stratus_gateway.routes.params import Cursor, Limit
 from stratus_gateway.schemas import ProjectCreate, ProjectUpdate, build_changes
 
@@ -44,7 +52,7 @@ class ProjectController(Controller):
         operation_id="createProject",
         summary="Create a project",
         status_code=201,
-        response_headers=[ETAG_HEADER],
+        response_headers=[ETAG_HEADER, LOCATION_HEADER],
         responses=problems("project_name_taken", "insufficient_scope", "key_restricted", body=True),
     )
     async def create(self, request: Req, data: JSONBody[ProjectCreate]) -> Response[ProjectEnvelope]:
@@ -96,9 +104,13 @@ class ProjectController(Controller):
         response_headers=[ETAG_HEADER],
         responses=problems("project_not_found", "insufficient_scope"),
     )
-    async def get_project(self, request: Req, project_id: ProjectId) -> Response[ProjectEnvelope]:
+    async def get_project(
+        self, request: Req, project_id: ProjectId, if_none_match: IfNoneMatch = None
+    ) -> Response[ProjectEnvelope]:
         q = c.GetProject(caller=caller(request), project_id=project_id)
         project = await _bus(request).call(q)
+        if (not_modified := unchanged(if_none_match, project.version)) is not None:
+            return not_modified
         return ok(ProjectEnvelope(data=project, meta=meta()), headers=etag(project.version))
 
     @patch(

@@ -20,7 +20,7 @@ from stratus_contracts.reply import Ping, Pong
 from stratus_gateway import idempotency
 from stratus_gateway.auth import current, required_scope
 from stratus_gateway.envelope import HealthEnvelope, Me, MeEnvelope, MeToken, meta, ok
-from stratus_gateway.openapi_docs import document_headers, problems
+from stratus_gateway.openapi_docs import complete, document_headers, problems
 from stratus_gateway.problems import problem_response
 from stratus_gateway.versioning import document as document_deprecations
 
@@ -37,7 +37,7 @@ async def me() -> Response[MeEnvelope]:
         token = MeToken(id=claims.jti, subject=claims.sub, expires_at=datetime.fromtimestamp(claims.exp, UTC))
     data = Me(
         key_id=who.key_id,
-        account_id=who.account_id,
+        account=who.account_id,
         mode=who.mode,
         name=key.name,
         scopes=who.scopes,
@@ -100,6 +100,7 @@ async def readyz(request: Req) -> Response[Any]:
     tags=["system"],
     security=[{}],
     media_type=MediaType.TEXT,
+    responses=problems("route_not_found", auth=False, common=False),
 )
 async def explain_error(code: FromPath[str]) -> str:
     s = CATALOGUE.get(code)
@@ -110,11 +111,21 @@ async def explain_error(code: FromPath[str]) -> str:
 
 @get("/openapi.json", include_in_schema=False, security=[{}])
 async def openapi_json(request: Req) -> Response[Any]:
-    app = request.app
+    return Response(served_openapi(request.app), media_type="application/json")
+
+
+def served_openapi(app: Any) -> bytes:
+    """The document `/openapi.json` (and `/docs/openapi.json`) serves, built and encoded once."""
     if getattr(app.state, "openapi", None) is None:
-        spec = document_headers(idempotency.document(document_scopes(app.openapi_schema.to_schema(), app)))
-        app.state.openapi = document_deprecations(spec, app.state.deprecations)
-    return Response(app.state.openapi, media_type="application/json")
+        app.state.openapi = msgspec.json.encode(build_openapi(app))
+    return app.state.openapi  # type: ignore[no-any-return]
+
+
+def build_openapi(app: Any) -> dict[str, Any]:
+    """The OpenAPI document as served: Litestar's, finished by the gateway (`openapi_docs`)."""
+    spec = document_scopes(app.openapi_schema.to_schema(), app)
+    spec = document_headers(complete(idempotency.document(spec)))
+    return document_deprecations(spec, app.state.deprecations)
 
 
 @functools.cache

@@ -33,7 +33,9 @@ class TokenCreate(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 class Token(msgspec.Struct, kw_only=True):
     id: str
     object: Literal["token"] = "token"
-    token: str
+    # Shown in this response only: null in a replay (`Idempotent-Replayed: true`), whose stored
+    # body never holds the credential.
+    token: str | None
     key_id: str
     scopes: tuple[Scope, ...]
     project_ids: tuple[str, ...] | None

@@ -24,8 +24,16 @@ from stratus_contracts import webhooks as c
 from stratus_contracts.auth import Caller
 from stratus_gateway.auth import caller
 from stratus_gateway.envelope import ListMeta, Meta, meta, ok
-from stratus_gateway.openapi_docs import problems
-from stratus_gateway.preconditions import ETAG_HEADER, PRECONDITION_CODES, IfMatch, etag, parse_if_match
+from stratus_gateway.openapi_docs import LOCATION_HEADER, problems
+from stratus_gateway.preconditions import (
+    ETAG_HEADER,
+    PRECONDITION_CODES,
+    IfMatch,
+    IfNoneMatch,
+    etag,
+    parse_if_match,
+    unchanged,
+)
 from stratus_gateway.problems import ApiError
 from stratus_gateway.routes.params import Cursor, Limit, aware
 
@@ -140,7 +148,7 @@ class WebhookController(Controller):
         operation_id="createWebhook",
         summary="Create a webhook endpoint (its signing secret is shown only in this response)",
         status_code=201,
-        response_headers=[ETAG_HEADER],
+        response_headers=[ETAG_HEADER, LOCATION_HEADER],
         responses=problems(
             "webhook_url_forbidden", "project_not_found", "key_restricted", "insufficient_scope", body=True
         ),
@@ -193,8 +201,12 @@ class WebhookController(Controller):
         response_headers=[ETAG_HEADER],
         responses=problems("webhook_not_found", "insufficient_scope"),
     )
-    async def get_webhook(self, request: Req, webhook_id: WebhookId) -> Response[WebhookEnvelope]:
+    async def get_webhook(
+        self, request: Req, webhook_id: WebhookId, if_none_match: IfNoneMatch = None
+    ) -> Response[WebhookEnvelope]:
         _, found = await _visible(request, webhook_id)
+        if (not_modified := unchanged(if_none_match, found.version)) is not None:
+            return not_modified
         return ok(WebhookEnvelope(data=found, meta=meta()), headers=etag(found.version))
 
     @patch(
