@@ -157,6 +157,15 @@ def test_settings_come_from_the_environment(stack: Stack, monkeypatch: pytest.Mo
         stratus.Client()
 
 
+def test_a_conditional_get_is_not_modified_while_the_version_is_current(client: stratus.Client) -> None:
+    project = client.projects.create(name=f"cond-{uuid.uuid4().hex[:8]}")
+    with pytest.raises(stratus.NotModified) as held:
+        client.projects.get(project.id, if_none_match=project.version)
+    assert held.value.etag == f'"{project.version}"'
+    changed = client.projects.update(project.id, description="changed")
+    assert client.projects.get(project.id, if_none_match=project.version) == changed
+
+
 def test_a_round_of_every_resource_family(stack: Stack, client: stratus.Client) -> None:
     suffix = uuid.uuid4().hex[:8]
     project = client.projects.create(name=f"round-{suffix}", description="a round")

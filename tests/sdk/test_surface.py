@@ -25,7 +25,7 @@ from stratus_testing import Stack
 
 PACKAGE = Path(stratus.__file__).parent
 SCRIPTS = PACKAGE.parents[1] / "scripts"
-HEADERS = {"If-Match": "if_match", "Idempotency-Key": "idempotency_key"}
+HEADERS = {"If-Match": "if_match", "If-None-Match": "if_none_match", "Idempotency-Key": "idempotency_key"}
 # Parameters of an SDK method that are not the operation's: where a stream resumes from.
 SDK_ONLY = {"last_event_id"}
 SOURCES = {

@@ -37,10 +37,10 @@ async function main(): Promise<void> {
   // The calling credential.
   const me = (await unwrap(client.GET("/v1/me"))).data;
   check(me.object === "credential", `GET /v1/me: object is ${me.object}`);
-  check(me.account_id.startsWith("acct_"), `GET /v1/me: account_id ${me.account_id}`);
+  check(me.account.startsWith("acct_"), `GET /v1/me: account ${me.account}`);
   check(apiKey.startsWith(`sk_${me.mode}_`), `GET /v1/me: mode ${me.mode} for this key`);
   check(me.scopes.includes("write"), `GET /v1/me: scopes ${me.scopes.join(",")} lack write`);
-  console.log(`me: ${me.key_id} of ${me.account_id} (${me.mode})`);
+  console.log(`me: ${me.key_id} of ${me.account} (${me.mode})`);
 
   // A project, created under an Idempotency-Key: the repeat is the first answer, replayed.
   const name = `ts-smoke-${run}`;

@@ -46,7 +46,7 @@ from stratus._common import (
     retryable,
 )
 from stratus._common import async_sleep as _sleep
-from stratus.errors import APIConnectionError, APITimeoutError, error_from_response
+from stratus.errors import APIConnectionError, APITimeoutError, NotModified, error_from_response
 from stratus.models import Event, LogLine, Me
 
 T = TypeVar("T")
@@ -143,6 +143,8 @@ class AsyncClient:
     async def _request(self, operation: str, arguments: Mapping[str, Any], kind: Any) -> Any:
         """Call `operation` and return its `data` as `kind` (`str`: the body as text)."""
         response = await self._send(prepare(operation, arguments))
+        if response.status_code == 304:
+            raise NotModified(response.headers.get("etag"), response.headers.get("x-request-id"))
         if kind is str:
             return response.text
         return decode_data(response.content, kind)

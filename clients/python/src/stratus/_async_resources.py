@@ -93,7 +93,8 @@ class AsyncProjects(_Resource):
         """A new project (with its `production` and `staging` environments)."""
         return await self._client._request("createProject", locals(), Project)
 
-    async def get(self, project_id: str) -> Project:
+    async def get(self, project_id: str, *, if_none_match: IfMatch = None) -> Project:
+        """`if_none_match`: the `version` (or ETag) you hold: `NotModified` (304) while it is current."""
         return await self._client._request("getProject", locals(), Project)
 
     async def update(
@@ -124,7 +125,8 @@ class AsyncProjectMembers(_Resource):
     ) -> AsyncPager[ProjectMember]:
         return self._client._paginate("listProjectMembers", locals(), ProjectMember)
 
-    async def get(self, project_id: str, member_id: str) -> ProjectMember:
+    async def get(self, project_id: str, member_id: str, *, if_none_match: IfMatch = None) -> ProjectMember:
+        """`if_none_match`: the `version` (or ETag) you hold: `NotModified` (304) while it is current."""
         return await self._client._request("getProjectMember", locals(), ProjectMember)
 
     async def set(
@@ -174,7 +176,8 @@ class AsyncEnvs(_Resource):
     ) -> Environment:
         return await self._client._request("createEnvironment", locals(), Environment)
 
-    async def get(self, env_id: str) -> Environment:
+    async def get(self, env_id: str, *, if_none_match: IfMatch = None) -> Environment:
+        """`if_none_match`: the `version` (or ETag) you hold: `NotModified` (304) while it is current."""
         return await self._client._request("getEnvironment", locals(), Environment)
 
     async def replace(
@@ -417,7 +420,8 @@ class AsyncWebhooks(_Resource):
     def list(self, *, limit: int | None = None, cursor: str | None = None) -> AsyncPager[Webhook]:
         return self._client._paginate("listWebhooks", locals(), Webhook)
 
-    async def get(self, webhook_id: str) -> Webhook:
+    async def get(self, webhook_id: str, *, if_none_match: IfMatch = None) -> Webhook:
+        """`if_none_match`: the `version` (or ETag) you hold: `NotModified` (304) while it is current."""
         return await self._client._request("getWebhook", locals(), Webhook)
 
     async def update(
@@ -586,7 +590,8 @@ class AsyncKeys(_Resource):
     ) -> AsyncPager[KeyView]:
         return self._client._paginate("listKeys", locals(), KeyView)
 
-    async def get(self, key_id: str) -> KeyView:
+    async def get(self, key_id: str, *, if_none_match: IfMatch = None) -> KeyView:
+        """`if_none_match`: the `version` (or ETag) you hold: `NotModified` (304) while it is current."""
         return await self._client._request("getKey", locals(), KeyView)
 
     async def update(
@@ -633,7 +638,8 @@ class AsyncMembers(_Resource):
     def list(self, *, limit: int | None = None, cursor: str | None = None) -> AsyncPager[MemberView]:
         return self._client._paginate("listMembers", locals(), MemberView)
 
-    async def get(self, member_id: str) -> MemberView:
+    async def get(self, member_id: str, *, if_none_match: IfMatch = None) -> MemberView:
+        """`if_none_match`: the `version` (or ETag) you hold: `NotModified` (304) while it is current."""
         return await self._client._request("getMember", locals(), MemberView)
 
     async def delete(

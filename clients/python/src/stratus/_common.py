@@ -78,7 +78,11 @@ def prepare(operation: str, arguments: Mapping[str, Any]) -> Prepared:
     Arguments left `UNSET` (or `None`, for query parameters and headers) are not sent."""
     op = OPERATIONS[operation]
     args = {name: value for name, value in arguments.items() if name != "self"}
-    header_args = {"if_match": "If-Match", "idempotency_key": "Idempotency-Key"}
+    header_args = {
+        "if_match": "If-Match",
+        "if_none_match": "If-None-Match",
+        "idempotency_key": "Idempotency-Key",
+    }
     known = {*op.path_params, *op.query, *op.body_fields}
     known |= {arg for arg, header in header_args.items() if header in op.headers}
     if op.body_param:
@@ -113,6 +117,8 @@ def prepare(operation: str, arguments: Mapping[str, Any]) -> Prepared:
 
     if args.get("if_match") is not None:
         headers["If-Match"] = entity_tag(args["if_match"])
+    if args.get("if_none_match") is not None:
+        headers["If-None-Match"] = entity_tag(args["if_none_match"])
     if "Idempotency-Key" in op.headers and op.method in WRITE_METHODS and operation not in READ_POSTS:
         # One key per call, generated here, so that every retry of this call carries the same one.
         headers["Idempotency-Key"] = args.get("idempotency_key") or str(uuid.uuid4())
@@ -130,7 +136,8 @@ def query_value(value: Any) -> str:
 
 
 def entity_tag(version: int | str) -> str:
-    """`If-Match` for a resource's `version` (an int: `"3"`), or an entity tag as it is."""
+    """`If-Match` / `If-None-Match` for a resource's `version` (an int: `"3"`), or an entity
+    tag as it is."""
     if isinstance(version, int) and not isinstance(version, bool):
         return f'"{version}"'
     return str(version)

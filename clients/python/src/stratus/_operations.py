@@ -150,6 +150,7 @@ OPERATIONS: Final[dict[str, Operation]] = {
         method="GET",
         path="/v1/envs/{env_id}",
         path_params=("env_id",),
+        headers=("If-None-Match",),
     ),
     "getErrorMetrics": Operation(
         method="GET",
@@ -177,6 +178,7 @@ OPERATIONS: Final[dict[str, Operation]] = {
         method="GET",
         path="/v1/keys/{key_id}",
         path_params=("key_id",),
+        headers=("If-None-Match",),
     ),
     "getLatencyMetrics": Operation(
         method="GET",
@@ -198,16 +200,19 @@ OPERATIONS: Final[dict[str, Operation]] = {
         method="GET",
         path="/v1/members/{member_id}",
         path_params=("member_id",),
+        headers=("If-None-Match",),
     ),
     "getProject": Operation(
         method="GET",
         path="/v1/projects/{project_id}",
         path_params=("project_id",),
+        headers=("If-None-Match",),
     ),
     "getProjectMember": Operation(
         method="GET",
         path="/v1/projects/{project_id}/members/{member_id}",
         path_params=("project_id", "member_id"),
+        headers=("If-None-Match",),
     ),
     "getRequestMetrics": Operation(
         method="GET",
@@ -225,6 +230,7 @@ OPERATIONS: Final[dict[str, Operation]] = {
         method="GET",
         path="/v1/webhooks/{webhook_id}",
         path_params=("webhook_id",),
+        headers=("If-None-Match",),
     ),
     "getWebhookDelivery": Operation(
         method="GET",

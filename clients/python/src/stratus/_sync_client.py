@@ -45,7 +45,7 @@ from stratus._sync_resources import (
     Tokens,
     Webhooks,
 )
-from stratus.errors import APIConnectionError, APITimeoutError, error_from_response
+from stratus.errors import APIConnectionError, APITimeoutError, NotModified, error_from_response
 from stratus.models import Event, LogLine, Me
 
 T = TypeVar("T")
@@ -142,6 +142,8 @@ class Client:
     def _request(self, operation: str, arguments: Mapping[str, Any], kind: Any) -> Any:
         """Call `operation` and return its `data` as `kind` (`str`: the body as text)."""
         response = self._send(prepare(operation, arguments))
+        if response.status_code == 304:
+            raise NotModified(response.headers.get("etag"), response.headers.get("x-request-id"))
         if kind is str:
             return response.text
         return decode_data(response.content, kind)

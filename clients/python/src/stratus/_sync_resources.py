@@ -86,7 +86,8 @@ class Projects(_Resource):
         """A new project (with its `production` and `staging` environments)."""
         return self._client._request("createProject", locals(), Project)
 
-    def get(self, project_id: str) -> Project:
+    def get(self, project_id: str, *, if_none_match: IfMatch = None) -> Project:
+        """`if_none_match`: the `version` (or ETag) you hold: `NotModified` (304) while it is current."""
         return self._client._request("getProject", locals(), Project)
 
     def update(
@@ -117,7 +118,8 @@ class ProjectMembers(_Resource):
     ) -> Pager[ProjectMember]:
         return self._client._paginate("listProjectMembers", locals(), ProjectMember)
 
-    def get(self, project_id: str, member_id: str) -> ProjectMember:
+    def get(self, project_id: str, member_id: str, *, if_none_match: IfMatch = None) -> ProjectMember:
+        """`if_none_match`: the `version` (or ETag) you hold: `NotModified` (304) while it is current."""
         return self._client._request("getProjectMember", locals(), ProjectMember)
 
     def set(
@@ -167,7 +169,8 @@ class Envs(_Resource):
     ) -> Environment:
         return self._client._request("createEnvironment", locals(), Environment)
 
-    def get(self, env_id: str) -> Environment:
+    def get(self, env_id: str, *, if_none_match: IfMatch = None) -> Environment:
+        """`if_none_match`: the `version` (or ETag) you hold: `NotModified` (304) while it is current."""
         return self._client._request("getEnvironment", locals(), Environment)
 
     def replace(
@@ -410,7 +413,8 @@ class Webhooks(_Resource):
     def list(self, *, limit: int | None = None, cursor: str | None = None) -> Pager[Webhook]:
         return self._client._paginate("listWebhooks", locals(), Webhook)
 
-    def get(self, webhook_id: str) -> Webhook:
+    def get(self, webhook_id: str, *, if_none_match: IfMatch = None) -> Webhook:
+        """`if_none_match`: the `version` (or ETag) you hold: `NotModified` (304) while it is current."""
         return self._client._request("getWebhook", locals(), Webhook)
 
     def update(
@@ -579,7 +583,8 @@ class Keys(_Resource):
     ) -> Pager[KeyView]:
         return self._client._paginate("listKeys", locals(), KeyView)
 
-    def get(self, key_id: str) -> KeyView:
+    def get(self, key_id: str, *, if_none_match: IfMatch = None) -> KeyView:
+        """`if_none_match`: the `version` (or ETag) you hold: `NotModified` (304) while it is current."""
         return self._client._request("getKey", locals(), KeyView)
 
     def update(
@@ -624,7 +629,8 @@ class Members(_Resource):
     def list(self, *, limit: int | None = None, cursor: str | None = None) -> Pager[MemberView]:
         return self._client._paginate("listMembers", locals(), MemberView)
 
-    def get(self, member_id: str) -> MemberView:
+    def get(self, member_id: str, *, if_none_match: IfMatch = None) -> MemberView:
+        """`if_none_match`: the `version` (or ETag) you hold: `NotModified` (304) while it is current."""
         return self._client._request("getMember", locals(), MemberView)
 
     def delete(

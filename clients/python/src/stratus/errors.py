@@ -25,6 +25,7 @@ __all__ = [
     "BadRequestError",
     "ConflictError",
     "NotFoundError",
+    "NotModified",
     "PermissionDeniedError",
     "PreconditionFailedError",
     "RateLimitError",
@@ -38,6 +39,15 @@ __all__ = [
 
 class StratusError(Exception):
     """The base of every exception this SDK raises."""
+
+
+class NotModified(StratusError):
+    """304: the resource still has the version `if_none_match` named; keep your copy."""
+
+    def __init__(self, etag: str | None, request_id: str | None) -> None:
+        super().__init__(f"not modified (ETag {etag})")
+        self.etag = etag
+        self.request_id = request_id
 
 
 class APIConnectionError(StratusError):

@@ -271,7 +271,7 @@ class KeyWithSecret(msgspec.Struct, kw_only=True, frozen=True):
 
 class Me(msgspec.Struct, kw_only=True, frozen=True):
     key_id: str
-    account_id: str
+    account: str
     mode: str  # live, test
     name: str
     scopes: list[str]
@@ -382,7 +382,7 @@ class Series(msgspec.Struct, kw_only=True, frozen=True):
 
 class Token(msgspec.Struct, kw_only=True, frozen=True):
     id: str
-    token: str
+    token: str | None
     key_id: str
     scopes: list[str]
     project_ids: list[str] | None

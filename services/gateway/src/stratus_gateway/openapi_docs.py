@@ -217,6 +217,10 @@ def document_headers(document: dict[str, Any]) -> dict[str, Any]:
                     headers[name] = _ref(name)
             for name in names:
                 headers.setdefault(name, _ref(name))
+            # The route's own headers arrive in no fixed order (ETag, Location): sort them, so
+            # the document is the same from one process to the next (generated clients diff it).
+            own = sorted((n for n in headers if n not in names), key=str.lower)
+            response["headers"] = {n: headers[n] for n in [*own, *names]}
     return document
 
 
