@@ -58,7 +58,9 @@ def series(
 
 
 def query(store: MetricsStore, acct: str, mode: str = "live", **kw) -> c.MetricsResult:
-    window = c.Window(range=kw.pop("range", 3600), step=kw.pop("step", 3600))
+    # Two hourly buckets, the last holding NOW: a row up to an hour old is always inside, whatever
+    # the time of day (one bucket would hold only the hour NOW is in).
+    window = c.Window(range=kw.pop("range", 7200), step=kw.pop("step", 3600))
     q = c.RunQuery(caller=caller(acct, mode), window=window, **kw)
     return store.run_query(q, acct, mode, NOW)
 
