@@ -12,6 +12,7 @@ from importlib.metadata import PackageNotFoundError, version
 
 import click
 
+from stratus_cli import api
 from stratus_contracts import services
 
 PLANS = ("free", "pro", "internal")
@@ -213,10 +214,16 @@ def config_check(replicas: int | None, as_json: bool) -> None:
     _exit(configcheck.main(replicas, as_json))
 
 
+api.register(cli)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; the exit code (Click's own for usage errors: 2)."""
     try:
-        cli.main(args=list(argv) if argv is not None else None, prog_name="stratus", standalone_mode=False)
+        # Outside standalone mode Click returns an `Exit`'s code (or the command's return value).
+        code = cli.main(
+            args=list(argv) if argv is not None else None, prog_name="stratus", standalone_mode=False
+        )
     except click.exceptions.Exit as done:
         return done.exit_code
     except click.ClickException as exc:
@@ -227,7 +234,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except SystemExit as done:
         return done.code if isinstance(done.code, int) else (0 if done.code is None else 1)
-    return 0
+    return code if isinstance(code, int) else 0
 
 
 if __name__ == "__main__":
