@@ -1,15 +1,22 @@
-"""Entry point of the `stratus` console script: parses the command line and runs one command."""
+"""Entry point of the `stratus` console script: the command tree (Click), each command a thin
+call into the module that does its work, imported only when that command runs (a `--help`
+stays quick). Usage errors exit 2, failures 1, success 0."""
 
 from __future__ import annotations
 
-import argparse
 import os
 import signal
 import sys
 from collections.abc import Sequence
 from importlib.metadata import PackageNotFoundError, version
 
+import click
+
+from stratus_cli import api
 from stratus_contracts import services
+
+PLANS = ("free", "pro", "internal")
+OPERATOR = "They reach the running stack through $STRATUS_DATA_DIR/stack.json (or NATS_URL)."
 
 
 def _version() -> str:
@@ -19,12 +26,38 @@ def _version() -> str:
         return "unknown"
 
 
-def _up(args: argparse.Namespace) -> int:
-    if args.replicas is not None:
-        if args.replicas < 1:
-            print("stratus: --replicas must be at least 1", file=sys.stderr)
-            return 2
-        os.environ["STRATUS_REPLICAS"] = str(args.replicas)
+def _exit(code: int) -> None:
+    if code:
+        sys.exit(code)
+
+
+@click.group(
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+    epilog="Configuration comes from the environment: STRATUS_DATA_DIR (default .stratus), "
+    "STRATUS_HOST, STRATUS_PORT (default 127.0.0.1:8080), NATS_URL (default: run an embedded "
+    "nats-server), STRATUS_ADMIN_KEY.",
+)
+@click.version_option(_version(), prog_name="stratus", message="%(prog)s %(version)s")
+def cli() -> None:
+    """Stratus: a self-hostable cloud platform API."""
+
+
+@cli.command()
+@click.option(
+    "--replicas",
+    type=click.IntRange(min=1),
+    help="Processes of each service and of the gateway (default: STRATUS_REPLICAS, else 1); the "
+    "gateways share one port, the metrics service on embedded chDB stays one.",
+)
+def up(replicas: int | None) -> None:
+    """Run the whole stack locally (bus, services, gateway) until Ctrl-C.
+
+    Start nats-server (unless NATS_URL is set), every service and the gateway; create the first
+    account and its admin keys on first run; restart crashed services; stop everything on
+    SIGINT/SIGTERM.
+    """
+    if replicas is not None:
+        os.environ["STRATUS_REPLICAS"] = str(replicas)
     # Importing the supervisor takes a moment; a Ctrl-C or SIGTERM meanwhile must still mean
     # "stop cleanly", so note it now and let the supervisor act on it once it runs.
     early: list[int] = []
@@ -32,237 +65,176 @@ def _up(args: argparse.Namespace) -> int:
         signal.signal(sig, lambda signum, _frame: early.append(signum))
     from stratus_cli import supervisor
 
-    return supervisor.main(early)
+    _exit(supervisor.main(early))
 
 
-def _rebuild(args: argparse.Namespace) -> int:
-    from stratus_cli import rebuild
+@cli.command()
+@click.argument("view", type=click.Choice(services.rebuildable()))
+def rebuild(view: str) -> None:
+    """Rebuild VIEW's read models from the event log.
 
-    return rebuild.main(args.view)
+    Drop a service's read model and replay it from the event log; prints the number of rows per
+    mode as JSON.
+    """
+    from stratus_cli import rebuild as rebuilding
 
-
-def _accounts_create(args: argparse.Namespace) -> int:
-    from stratus_cli import accounts
-
-    return accounts.main_create(args.name, args.plan, args.json)
-
-
-def _accounts_set_plan(args: argparse.Namespace) -> int:
-    from stratus_cli import accounts
-
-    return accounts.main_set_plan(args.account, args.plan)
+    _exit(rebuilding.main(view))
 
 
-def _add_accounts(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    accounts = commands.add_parser(
-        "accounts",
-        help="create tenant accounts and change their plans on the running stack",
-        description="Operator commands for accounts. They reach the running stack through "
-        "$STRATUS_DATA_DIR/stack.json (or NATS_URL).",
-    )
-    verbs = accounts.add_subparsers(title="subcommands", dest="verb", metavar="SUBCOMMAND", required=True)
-    plans = ["free", "pro", "internal"]
-    create = verbs.add_parser(
-        "create",
-        help="create an account with one admin key per mode",
-        description="Create an account and its first admin keys (one live, one test). The keys "
-        "are printed once and stored nowhere else.",
-    )
-    create.add_argument("name", help="the account's name")
-    create.add_argument("--plan", choices=plans, default="free", help="rate-limit plan (default: free)")
-    create.add_argument(
-        "--json",
-        action="store_true",
-        help='print {"id", "name", "plan", "keys": {"live", "test"}, "key_ids"} as JSON',
-    )
-    create.set_defaults(handler=_accounts_create)
-    set_plan = verbs.add_parser(
-        "set-plan",
-        help="change an account's plan",
-        description="Change an account's plan; gateways drop their cached view of its keys at once.",
-    )
-    set_plan.add_argument("account", help="the account id, acct_…")
-    set_plan.add_argument("plan", choices=plans)
-    set_plan.set_defaults(handler=_accounts_set_plan)
+@cli.group(help=f"Create tenant accounts and change their plans on the running stack. {OPERATOR}")
+def accounts() -> None:
+    pass
 
 
-def _secrets_rotate(_: argparse.Namespace) -> int:
+@accounts.command("create")
+@click.argument("name")
+@click.option("--plan", type=click.Choice(PLANS), default="free", show_default=True, help="Rate-limit plan.")
+@click.option("--json", "as_json", is_flag=True, help="Print the account, its keys and key ids as JSON.")
+def accounts_create(name: str, plan: str, as_json: bool) -> None:
+    """Create an account NAME with one admin key per mode.
+
+    The keys are printed once and stored nowhere else.
+    """
+    from stratus_cli import accounts as accounting
+
+    _exit(accounting.main_create(name, plan, as_json))
+
+
+@accounts.command("set-plan")
+@click.argument("account")
+@click.argument("plan", type=click.Choice(PLANS))
+def accounts_set_plan(account: str, plan: str) -> None:
+    """Change ACCOUNT's (acct_…) plan; gateways drop their cached view of its keys at once."""
+    from stratus_cli import accounts as accounting
+
+    _exit(accounting.main_set_plan(account, plan))
+
+
+@cli.group(help=f"Manage the master key that protects environment variables. {OPERATOR}")
+def secrets() -> None:
+    pass
+
+
+@secrets.command("rotate-master-key")
+def secrets_rotate() -> None:
+    """Re-wrap every data key under the services' current master key.
+
+    Run after restarting the services with the new key in STRATUS_MASTER_KEY and the old one in
+    STRATUS_MASTER_KEY_PREVIOUS (the local stack: master.key and master.key.previous in the data
+    dir). The expected key is STRATUS_MASTER_KEY, else the data dir's master.key; a replica
+    holding another key refuses. Prints the counts per mode as JSON; once `unavailable` is 0
+    everywhere the old key can go.
+    """
     from stratus_cli import masterkey
 
-    return masterkey.main_rotate()
+    _exit(masterkey.main_rotate())
 
 
-def _secrets_generate(_: argparse.Namespace) -> int:
+@secrets.command("generate-master-key")
+def secrets_generate() -> None:
+    """Print a new random master key (base64)."""
     from stratus_cli import masterkey
 
-    return masterkey.main_generate()
+    _exit(masterkey.main_generate())
 
 
-def _add_secrets(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    secrets = commands.add_parser(
-        "secrets",
-        help="manage the master key that protects environment variables",
-        description="Operator commands for the master key (STRATUS_MASTER_KEY). They reach the "
-        "running stack through $STRATUS_DATA_DIR/stack.json (or NATS_URL).",
+@cli.group(help="Download or upload an environment's variables as a .env file.")
+def env() -> None:
+    pass
+
+
+def _key_options(command: click.Command) -> click.Command:
+    command = click.option(
+        "--test", is_flag=True, help="Use the local stack's test-mode key instead of the live one."
+    )(command)
+    return click.option("--key", help="The API key to use (default: STRATUS_API_KEY or the local stack's).")(
+        command
     )
-    verbs = secrets.add_subparsers(title="subcommands", dest="verb", metavar="SUBCOMMAND", required=True)
-    rotate = verbs.add_parser(
-        "rotate-master-key",
-        help="re-wrap every data key under the services' current master key",
-        description="Run after restarting the services with the new key in STRATUS_MASTER_KEY and "
-        "the old one in STRATUS_MASTER_KEY_PREVIOUS (the local stack: master.key and "
-        "master.key.previous in the data dir). The expected key is STRATUS_MASTER_KEY, else the data "
-        "dir's master.key; a replica holding another key refuses. Prints the counts per mode as "
-        "JSON; once `unavailable` is 0 everywhere the old key can go.",
-    )
-    rotate.set_defaults(handler=_secrets_rotate)
-    generate = verbs.add_parser("generate-master-key", help="print a new random master key (base64)")
-    generate.set_defaults(handler=_secrets_generate)
 
 
-def _env_pull(args: argparse.Namespace) -> int:
+@env.command("pull")
+@click.argument("env_id")
+@_key_options
+@click.option("--reveal", is_flag=True, help="Include secret values (admin scope; audited).")
+@click.option("-o", "--output", help="Write to this file (mode 0600) instead of stdout.")
+def env_pull(env_id: str, key: str | None, test: bool, reveal: bool, output: str | None) -> None:
+    """Write ENV_ID's (env_…) variables as dotenv text."""
     from stratus_cli import envcmd
 
-    return envcmd.main_pull(args.env_id, args.key, args.test, args.reveal, args.output)
+    _exit(envcmd.main_pull(env_id, key, test, reveal, output))
 
 
-def _env_push(args: argparse.Namespace) -> int:
+@env.command("push")
+@click.argument("env_id")
+@click.argument("file")
+@_key_options
+@click.option("--prune", is_flag=True, help="Also delete variables the file neither sets nor keeps.")
+def env_push(env_id: str, file: str, key: str | None, test: bool, prune: bool) -> None:
+    """Set ENV_ID's variables from FILE (a .env file, or - for stdin): a new config version."""
     from stratus_cli import envcmd
 
-    return envcmd.main_push(args.env_id, args.key, args.test, args.file, args.prune)
+    _exit(envcmd.main_push(env_id, key, test, file, prune))
 
 
-def _add_env(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    env = commands.add_parser(
-        "env",
-        help="download or upload an environment's variables as a .env file",
-        description="Talks to the HTTP API (STRATUS_URL, else the running stack's gateway) with "
-        "--key, STRATUS_API_KEY or the local stack's admin key.",
-    )
-    verbs = env.add_subparsers(title="subcommands", dest="verb", metavar="SUBCOMMAND", required=True)
-    pull = verbs.add_parser("pull", help="write an environment's variables as dotenv text")
-    push = verbs.add_parser(
-        "push", help="set an environment's variables from a .env file (a new config version)"
-    )
-    for parser in (pull, push):
-        parser.add_argument("env_id", help="the environment id, env_…")
-        parser.add_argument(
-            "--key", help="the API key to use (default: STRATUS_API_KEY or the local stack's)"
-        )
-        parser.add_argument(
-            "--test", action="store_true", help="use the local stack's test-mode key instead of the live one"
-        )
-    pull.add_argument("--reveal", action="store_true", help="include secret values (admin scope; audited)")
-    pull.add_argument("-o", "--output", help="write to this file (mode 0600) instead of stdout")
-    pull.set_defaults(handler=_env_pull)
-    push.add_argument("file", help="the .env file, or - for stdin")
-    push.add_argument(
-        "--prune", action="store_true", help="also delete variables the file neither sets nor keeps"
-    )
-    push.set_defaults(handler=_env_push)
+@cli.group(help=f"Reset test mode's data on the running stack. {OPERATOR}")
+def sandbox() -> None:
+    pass
 
 
-def _sandbox_reset(_: argparse.Namespace) -> int:
+@sandbox.command("reset")
+def sandbox_reset() -> None:
+    """Drop every service's test-mode data now; live data is untouched.
+
+    Every service drops its test-mode data (event stores, read models, webhook endpoints and
+    deliveries, deployments and their apps, audit rows, metrics partitions, the test-mode events
+    on the stream); accounts and keys stay. Prints the new epoch and each service's as JSON;
+    exit 1 if one has not followed within 30 s.
+    """
     from stratus_cli import sandboxcmd
 
-    return sandboxcmd.main_reset()
+    _exit(sandboxcmd.main_reset())
 
 
-def _add_sandbox(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    sandbox = commands.add_parser(
-        "sandbox",
-        help="reset test mode's data on the running stack",
-        description="Operator commands for the sandbox (test mode). They reach the running stack "
-        "through $STRATUS_DATA_DIR/stack.json (or NATS_URL).",
-    )
-    verbs = sandbox.add_subparsers(title="subcommands", dest="verb", metavar="SUBCOMMAND", required=True)
-    reset = verbs.add_parser(
-        "reset",
-        help="drop every service's test-mode data now; live data is untouched",
-        description="Every service drops its test-mode data (event stores, read models, webhook "
-        "endpoints and deliveries, deployments and their apps, audit rows, metrics partitions, "
-        "the test-mode events on the stream); accounts and keys stay. Prints the new epoch and "
-        "each service's as JSON; exit 1 if one has not followed within 30 s.",
-    )
-    reset.set_defaults(handler=_sandbox_reset)
+@cli.group(help="Check this environment's settings for production.")
+def config() -> None:
+    pass
 
 
-def _config_check(args: argparse.Namespace) -> int:
+@config.command("check")
+@click.option("--replicas", type=int, help="Replicas of each service (default: STRATUS_REPLICAS, else 1).")
+@click.option("--json", "as_json", is_flag=True, help='Print {"ok", "findings": [...]} as JSON.')
+def config_check(replicas: int | None, as_json: bool) -> None:
+    """Report missing or unsafe production settings (exit 1 on any error).
+
+    No master key, a live admin key fixed in the environment, private webhook targets allowed,
+    SQLite or chDB with replicas, an embedded bus, test-only switches. Errors exit 1, warnings 0.
+    """
     from stratus_cli import configcheck
 
-    return configcheck.main(args.replicas, args.json)
+    _exit(configcheck.main(replicas, as_json))
 
 
-def _add_config(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    config = commands.add_parser(
-        "config",
-        help="check this environment's settings for production",
-        description="Judge the configuration in the environment before start-up.",
-    )
-    verbs = config.add_subparsers(title="subcommands", dest="verb", metavar="SUBCOMMAND", required=True)
-    check = verbs.add_parser(
-        "check",
-        help="report missing or unsafe production settings (exit 1 on any error)",
-        description="Report settings that are missing or unsafe in production: no master key, a "
-        "live admin key fixed in the environment, private webhook targets allowed, SQLite or chDB "
-        "with replicas, an embedded bus, test-only switches. Errors exit 1, warnings 0.",
-    )
-    check.add_argument(
-        "--replicas", type=int, help="replicas of each service (default: STRATUS_REPLICAS, else 1)"
-    )
-    check.add_argument("--json", action="store_true", help='print {"ok", "findings": [...]} as JSON')
-    check.set_defaults(handler=_config_check)
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="stratus",
-        description="Stratus: a self-hostable cloud platform API.",
-        epilog="Configuration comes from the environment: STRATUS_DATA_DIR (default .stratus), "
-        "STRATUS_HOST, STRATUS_PORT (default 127.0.0.1:8080), NATS_URL (default: run an "
-        "embedded nats-server), STRATUS_ADMIN_KEY.",
-    )
-    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
-    commands = parser.add_subparsers(title="commands", dest="command", metavar="COMMAND")
-
-    up = commands.add_parser(
-        "up",
-        help="run the whole stack locally (bus, services, gateway) until Ctrl-C",
-        description="Start nats-server (unless NATS_URL is set), every service and the gateway; "
-        "create the first account and its admin keys on first run; restart crashed services; "
-        "stop everything on SIGINT/SIGTERM.",
-    )
-    up.add_argument(
-        "--replicas",
-        type=int,
-        help="processes of each service and of the gateway (default: STRATUS_REPLICAS, else 1); "
-        "the gateways share one port, the metrics service on embedded chDB stays one",
-    )
-    up.set_defaults(handler=_up)
-
-    rebuild = commands.add_parser(
-        "rebuild",
-        help="rebuild a read model from the event log",
-        description="Drop a service's read model and replay it from the event log; prints the "
-        "number of rows per mode as JSON.",
-    )
-    rebuild.add_argument("view", choices=services.rebuildable(), help="whose read models to rebuild")
-    rebuild.set_defaults(handler=_rebuild)
-    _add_accounts(commands)
-    _add_secrets(commands)
-    _add_env(commands)
-    _add_config(commands)
-    _add_sandbox(commands)
-    return parser
+api.register(cli)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if args.command is None:
-        parser.print_help()
-        return 2
-    return int(args.handler(args))
+    """Run one command; the exit code (Click's own for usage errors: 2)."""
+    try:
+        # Outside standalone mode Click returns an `Exit`'s code (or the command's return value).
+        code = cli.main(
+            args=list(argv) if argv is not None else None, prog_name="stratus", standalone_mode=False
+        )
+    except click.exceptions.Exit as done:
+        return done.exit_code
+    except click.ClickException as exc:
+        exc.show()
+        return exc.exit_code
+    except click.Abort:
+        click.echo("Aborted.", err=True)
+        return 130
+    except SystemExit as done:
+        return done.code if isinstance(done.code, int) else (0 if done.code is None else 1)
+    return code if isinstance(code, int) else 0
 
 
 if __name__ == "__main__":

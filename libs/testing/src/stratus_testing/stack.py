@@ -32,7 +32,16 @@ from stratus_testing.processes import exited, preexec, terminate
 from stratus_testing.waiting import free_port, wait_until
 
 # Variables a developer's shell may carry that would make a test stack share state with theirs.
-_NOT_INHERITED = ("NATS_URL", "STRATUS_ADMIN_KEY", "STRATUS_MASTER_KEY", "STRATUS_MASTER_KEY_PREVIOUS")
+_NOT_INHERITED = (
+    "NATS_URL",
+    "STRATUS_ADMIN_KEY",
+    "STRATUS_MASTER_KEY",
+    "STRATUS_MASTER_KEY_PREVIOUS",
+    # A user's own API settings would point `stratus` commands elsewhere.
+    "STRATUS_API_KEY",
+    "STRATUS_API_URL",
+    "STRATUS_URL",
+)
 # The default plans, except that unauthenticated requests from one address are not limited.
 UNTHROTTLED_PLANS = '{"anonymous": null}'
 
@@ -61,6 +70,8 @@ class Stack:
                 "STRATUS_BOOTSTRAP_PLAN": "internal",
                 "STRATUS_PLANS": UNTHROTTLED_PLANS,
                 "STRATUS_DATA_DIR": str(self.data_dir),
+                # `stratus` commands run against this stack never read the user's `stratus login`.
+                "STRATUS_CONFIG_DIR": str(self.data_dir / "cli-config"),
                 "STRATUS_HOST": "127.0.0.1",
                 "STRATUS_PORT": str(self.port),
                 "PYTHONUNBUFFERED": "1",
