@@ -12,8 +12,11 @@ itself: a write aimed at its own id (revoke, rotate, narrow) goes to an id that 
 from __future__ import annotations
 
 import ast
+import contextlib
+import importlib
 import inspect
 import json
+import pkgutil
 import time
 import uuid
 import warnings
@@ -68,6 +71,19 @@ def _prime_hypothesis_lambda_cache() -> None:
         pass
 
 
+def _import_hypothesis() -> None:
+    """Import Hypothesis's modules here, in one thread. It imports some lazily, on first use; two
+    Schemathesis workers making that first use at once can see a module half imported
+    (`ImportError: cannot import name 'RandomStrategy'`, seen in CI), reported as an error of
+    whichever operation was being generated. `hypothesis.extra` needs optional packages: left out."""
+    import hypothesis
+
+    for found in pkgutil.walk_packages(hypothesis.__path__, "hypothesis."):
+        if not found.name.startswith("hypothesis.extra"):
+            with contextlib.suppress(ImportError):
+                importlib.import_module(found.name)
+
+
 @pytest.fixture(scope="module")
 def tenant(stack: Stack) -> dict[str, str]:
     made = json.loads(
@@ -103,6 +119,7 @@ def test_the_server_keeps_to_its_openapi_document(stack: Stack, tenant: dict[str
             "cache": {"enabled": False},
         }
     )
+    _import_hypothesis()
     _prime_hypothesis_lambda_cache()
     schemathesis.hook(before_call)
     failures: list[str] = []

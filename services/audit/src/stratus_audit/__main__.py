@@ -1,5 +1,12 @@
 """Entry point: `python -m stratus_audit` runs one replica of the audit service (see bootstrap)."""
 
+import signal
+import sys
+
+# A SIGTERM while the imports below still run (a stop just after a start) is a clean stop too;
+# once serving, the service's own handler drains instead.
+signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+
 from stratus_audit.bootstrap import SERVICE
 from stratus_kit import run
 

@@ -19,6 +19,11 @@ import socket
 import sys
 from collections.abc import Iterator, Mapping
 
+if __name__ == "__main__":
+    # A SIGTERM while the imports still run (a stop just after a start) is a clean stop too; the
+    # server's own handler takes over once it serves.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+
 from litestar.types import ASGIApp
 
 SERVERS = ("uvicorn", "granian")

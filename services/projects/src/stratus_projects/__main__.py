@@ -1,5 +1,12 @@
 """Entry point: `python -m stratus_projects` runs one replica of the projects service."""
 
+import signal
+import sys
+
+# A SIGTERM while the imports below still run (a stop just after a start) is a clean stop too;
+# once serving, the service's own handler drains instead.
+signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+
 from stratus_kit import run
 from stratus_projects.bootstrap import SERVICE
 
