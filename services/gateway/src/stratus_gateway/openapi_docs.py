@@ -14,9 +14,11 @@ server to it.
 
 from __future__ import annotations
 
+import typing
 from collections import defaultdict
 from typing import Any
 
+import msgspec
 from litestar.datastructures import ResponseHeader
 from litestar.openapi.datastructures import ResponseSpec
 
@@ -47,6 +49,15 @@ BODY_CODES = (
 EDGE_CODES = ("uri_too_long", "headers_too_large")
 IDEMPOTENCY_CODES = ("idempotency_key_invalid", "idempotency_key_reused", "idempotency_key_in_use")
 _PREFIX = "Problem details; `code` is one of: "
+SSE_DOC = (
+    "A stream is `text/event-stream`: one message per item, `id:` its id (send it back as "
+    "`Last-Event-ID` to resume), `data:` the item as JSON."
+)
+# Operations that answer a JSON page or, with `Accept: text/event-stream`, a live SSE stream.
+STREAMS = frozenset({"listEvents", "listDeploymentLogs"})
+_SSE_MEDIA = {
+    "schema": {"type": "string", "description": "Server-sent events (`id:`, `event:`, `data:` lines)."}
+}
 NOT_MODIFIED = "Not modified: the resource is still at a version `If-None-Match` names (no body)."
 
 
@@ -328,10 +339,60 @@ def _close(schema: Any) -> None:
             _close(value)
 
 
+def _structs() -> dict[str, list[type[msgspec.Struct]]]:
+    """Every msgspec Struct class loaded, by class name."""
+    found: dict[str, list[type[msgspec.Struct]]] = defaultdict(list)
+    todo: list[type[msgspec.Struct]] = [msgspec.Struct]
+    while todo:
+        for sub in todo.pop().__subclasses__():
+            found[sub.__name__].append(sub)
+            todo.append(sub)
+    return found
+
+
+def _may_be_unset(annotation: Any) -> bool:
+    return annotation is msgspec.UnsetType or any(_may_be_unset(a) for a in typing.get_args(annotation))
+
+
+def _always_sent(cls: type[msgspec.Struct]) -> tuple[set[str], list[str]]:
+    """The encoded names of `cls`'s fields, and those msgspec always encodes: all but an
+    UNSET-able field, and, with `omit_defaults`, a field with a default."""
+    omit_defaults = cls.__struct_config__.omit_defaults
+    names: set[str] = set()
+    sent: list[str] = []
+    for field in msgspec.structs.fields(cls):
+        names.add(field.encode_name)
+        defaulted = field.default is not msgspec.NODEFAULT or field.default_factory is not msgspec.NODEFAULT
+        if not _may_be_unset(field.type) and not (omit_defaults and defaulted):
+            sent.append(field.encode_name)
+    return names, sent
+
+
+def require_sent_fields(document: dict[str, Any], requested: set[str]) -> None:
+    """Mark as `required` every field the server always sends, in the component schemas only
+    responses use (`requested`: those a request body reaches keep their defaults optional).
+
+    A schema is matched to the Struct it was generated from by name (a generic one, such as
+    `Event_dict_str_typing.Any_`, by the name before its parameters) and by its properties;
+    one no Struct matches is left as Litestar made it."""
+    structs = _structs()
+    for name, schema in document.get("components", {}).get("schemas", {}).items():
+        properties = schema.get("properties")
+        if name in requested or not properties:
+            continue
+        for cls in structs.get(name, []) + structs.get(name.split("_", 1)[0], []):
+            names, sent = _always_sent(cls)
+            if names == set(properties):
+                schema["required"] = [p for p in properties if p in sent or p in schema.get("required", ())]
+                break
+
+
 def complete(document: dict[str, Any]) -> dict[str, Any]:
     """The finishing pass over the generated document (see the module's docstring)."""
     closed: set[str] = set()
     for path, method, operation in _operations(document):
+        if operation.get("operationId") in STREAMS:
+            operation["responses"]["200"].setdefault("content", {})["text/event-stream"] = dict(_SSE_MEDIA)
         responses = operation["responses"]
         for status in list(responses):
             response = responses.pop(status)
@@ -358,4 +419,5 @@ def complete(document: dict[str, Any]) -> dict[str, Any]:
                 _schemas_reached(document, media.get("schema"), closed)
     for name in closed:
         _close(document["components"]["schemas"][name])
+    require_sent_fields(document, closed)
     return document
