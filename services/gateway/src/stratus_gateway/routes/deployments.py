@@ -39,6 +39,7 @@ from stratus_gateway.envelope import ListMeta, Meta, meta, ok
 from stratus_gateway.openapi_docs import LOCATION_HEADER, SSE_DOC, problems
 from stratus_gateway.problems import ApiError
 from stratus_gateway.routes.params import Cursor, Limit, aware
+from stratus_gateway.schemas import REF_PATTERN
 
 Req = Request[Any, Any, Any]
 DeploymentId = Annotated[str, PathParameter(description="The deployment's id, `dep_…`.", max_length=64)]
@@ -56,7 +57,7 @@ class DeploymentCreate(msgspec.Struct, forbid_unknown_fields=True, kw_only=True)
             msgspec.Meta(
                 min_length=1,
                 max_length=255,
-                pattern=r"^[^\s~^:?*\[\\]+$",
+                pattern=REF_PATTERN,
                 description="A branch or tag; without it or `sha`, the repository's default branch.",
             ),
         ]
