@@ -1,8 +1,8 @@
 """Schemathesis against the running stack: every operation of `/openapi.json`, in its examples,
 coverage (positive and negative values), fuzzing and stateful phases, with a fixed example budget
 and seed. It fails on a server error, a status the document does not declare, a body that
-violates its schema, a content type or response header the document does not declare, and an
-`Allow` that disagrees with the document.
+violates its schema, a valid request refused or an invalid one accepted, a content type or
+response header the document does not declare, and an `Allow` that disagrees with the document.
 
 It runs as a tenant of its own (`stratus accounts create --plan internal`: no rate limit, and no
 data shared with the other tests), with that account's live admin key. The key is protected from
@@ -41,6 +41,7 @@ CHECKS = (
     "allow_header_conformance",
     "unsupported_method",
     "positive_data_acceptance",
+    "negative_data_rejection",
 )
 PHASES = ("examples", "coverage", "fuzzing", "stateful")
 # `positive_data_acceptance` (a request the document calls valid is not refused) meets these
