@@ -176,3 +176,17 @@ def test_body_size_is_413(live: httpx.Client) -> None:
         413,
         "payload_too_large",
     )
+
+
+def test_query_times_are_rfc_3339_and_parameters_come_once(live: httpx.Client) -> None:
+    """Litestar reads `created[lt]=0.5` as an epoch and `limit=1&limit=2` as a list: both are 422."""
+    for value in ("0.5", "1714298062", "2026-04-28"):
+        errors = problem(live.get("/v1/events", params={"created[lt]": value}), 422, "validation_failed")[
+            "errors"
+        ]
+        assert errors[0]["field"] == "created[lt]" and "RFC 3339" in errors[0]["message"]
+    errors = problem(
+        live.get("/v1/projects", params=[("limit", "1"), ("limit", "2")]), 422, "validation_failed"
+    )["errors"]
+    assert errors[0]["field"] == "limit"
+    assert live.get("/v1/events", params={"created[lt]": "2026-04-28T10:14:22Z"}).status_code == 200

@@ -5,6 +5,7 @@ what exists."""
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 
@@ -115,3 +116,75 @@ def test_the_description_promises_only_what_exists(spec: dict[str, Any]) -> None
 def test_docs_serves_the_same_document(stack: Any, spec: dict[str, Any]) -> None:
     with httpx.Client(base_url=stack.base_url, trust_env=False, timeout=10.0) as client:
         assert client.get("/docs/openapi.json").json() == spec
+
+
+def test_response_schemas_require_what_the_server_always_sends(spec: dict[str, Any]) -> None:
+    schemas = spec["components"]["schemas"]
+    assert {"object", "deleted", "build"} <= set(schemas["Project"]["required"])
+    assert {"object", "secrets", "version", "allowed_ips", "revoked"} <= set(schemas["KeyView"]["required"])
+    assert "error" in schemas["ProjectEnvelope"]["required"]
+    # What msgspec leaves out stays optional: `omit_defaults` structs, and request defaults.
+    assert "errors" not in schemas["Problem"].get("required", [])
+    assert "key_id" not in schemas["Actor"].get("required", [])
+    assert schemas["ProjectCreate"]["required"] == ["name"]
+
+
+def test_feeds_document_their_page_and_their_stream(spec: dict[str, Any]) -> None:
+    for path, envelope, item in [
+        ("/v1/events", "EventListEnvelope", "Event"),
+        ("/v1/deployments/{deployment_id}/logs", "LogListEnvelope", "LogLine"),
+    ]:
+        content = spec["paths"][path]["get"]["responses"]["200"]["content"]
+        assert set(content) == {"application/json", "text/event-stream"}
+        page = _resolve(spec, content["application/json"]["schema"])
+        assert page is spec["components"]["schemas"][envelope]
+        assert page["properties"]["data"]["items"]["$ref"].rsplit("/", 1)[1].startswith(item)
+    log_line = spec["components"]["schemas"]["LogLine"]
+    assert log_line["required"] == ["seq", "ts", "stream", "text"]
+    ready = spec["paths"]["/readyz"]["get"]["responses"]["200"]["content"]["application/json"]["schema"]
+    assert ready != {}
+
+
+def test_request_schemas_state_the_servers_rules(spec: dict[str, Any]) -> None:
+    schemas = {**spec["components"]["schemas"]}
+
+    def valid(name: str, body: Any) -> bool:
+        return OAS31Validator(
+            {"$ref": f"#/components/schemas/{name}", "components": spec["components"]}
+        ).is_valid(body)
+
+    project = "prj_" + "a" * 26
+    assert valid("DeploymentCreate", {"project": project, "ref": "main"})
+    assert not valid("DeploymentCreate", {"project": project, "ref": "main", "sha": "abcdef1"})
+    assert not valid("DeploymentCreate", {"project": "web"})
+    assert valid("VarsPost", {"key": "A", "value": "1"}) and valid(
+        "VarsPost", {"vars": [{"key": "A", "value": "1"}]}
+    )
+    assert not valid("VarsPost", {"key": "A", "value": "1", "vars": [{"key": "B", "value": "2"}]})
+    assert not valid("VarsPost", {"key": "A"})
+    assert valid("RedeliverBody", {"since": "2026-04-28T00:00:00Z"})
+    assert not valid("RedeliverBody", {}) and not valid(
+        "RedeliverBody", {"event_id": "evt_" + "a" * 26, "since": "2026-04-28T00:00:00Z"}
+    )
+    assert not valid("RedeliverBody", {"until": "2026-12-31T23:59:60Z"})  # a leap second: msgspec refuses it
+    hook = {"url": "https://hooks.example.com/x", "events": ["deployment.succeeded"]}
+    assert valid("WebhookCreate", hook) and valid("WebhookCreate", {**hook, "events": ["*"]})
+    assert not valid("WebhookCreate", {**hook, "events": ["deployment.exploded"]})
+    assert not valid("WebhookCreate", {**hook, "url": "ftp://hooks.example.com/x"})
+    assert valid(
+        "KeyCreate", {"name": "k", "scopes": ["read"], "allowed_ips": ["203.0.113.0/24", "2001:db8::/32"]}
+    )
+    assert not valid("KeyCreate", {"name": "k", "scopes": ["read"], "allowed_ips": ["203.0.113.0/33"]})
+    assert not valid("KeyCreate", {"name": "k", "scopes": ["read"], "environments": [""]})
+    assert valid("MetricsQueryBody", {"metric": "m", "range": "30d"})
+    assert not valid("MetricsQueryBody", {"metric": "m", "range": "31d"})
+    assert "\\s" not in json.dumps(schemas)
+
+
+def test_metrics_parameters_have_their_grammar(spec: dict[str, Any]) -> None:
+    parameters = {p["name"]: p["schema"] for p in spec["paths"]["/v1/metrics/requests"]["get"]["parameters"]}
+    assert re.match(parameters["range"]["pattern"], "24h") and not re.match(
+        parameters["range"]["pattern"], "0m"
+    )
+    group_by = parameters["group_by"]["oneOf"][0]["pattern"]
+    assert re.match(group_by, "env,route") and not re.match(group_by, "envroute")

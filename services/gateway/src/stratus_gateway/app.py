@@ -30,6 +30,7 @@ from stratus_gateway.routes.events import EventController
 from stratus_gateway.routes.keys import KeyController
 from stratus_gateway.routes.members import MemberController
 from stratus_gateway.routes.metrics import MetricsController
+from stratus_gateway.routes.params import check_query
 from stratus_gateway.routes.project_members import ProjectMemberController
 from stratus_gateway.routes.projects import ProjectController
 from stratus_gateway.routes.webhooks import DeliveryController, WebhookController
@@ -68,6 +69,7 @@ async def before_v1(request: Request[Any, Any, Any]) -> None:
     """Before a `/v1` handler's parameters are parsed: authorize (401/403/429), then the body:
     JSON only (415), nested at most 32 deep (400)."""
     await auth.authorize(request.scope)
+    check_query(request.query_params.multi_items())
     # Routes with opt `text_body` (dotenv import) check their own content type.
     if request.scope["method"] in _BODY_METHODS and not _text_body(request):
         require_json(request)

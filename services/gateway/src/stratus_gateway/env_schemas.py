@@ -14,7 +14,7 @@ from stratus_contracts import envs
 from stratus_contracts.deployments import BuildSettings
 from stratus_contracts.errors import FieldError
 from stratus_gateway.problems import ApiError
-from stratus_gateway.schemas import BuildSettingsInput, BuildSettingsPatch
+from stratus_gateway.schemas import REF_PATTERN, BuildSettingsInput, BuildSettingsPatch
 
 EnvName = Annotated[
     str,
@@ -34,7 +34,7 @@ Branch = Annotated[
     msgspec.Meta(
         min_length=1,
         max_length=envs.BRANCH_MAX,
-        pattern=r"^[^\s~^:?*\[\\]+$",
+        pattern=REF_PATTERN,
         description="The git branch this environment deploys from.",
         examples=["main"],
     ),

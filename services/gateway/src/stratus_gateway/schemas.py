@@ -18,6 +18,13 @@ from stratus_contracts.deployments import BuildSettings
 from stratus_contracts.identity import DEFAULT_ROTATION_OVERLAP, MAX_ROTATION_OVERLAP
 from stratus_contracts.projects import Role
 
+# Python's `\s` (str patterns) spelled out, so that a pattern means the same to the server's `re`
+# and to the ECMA-262 regex a client validates the OpenAPI document with (whose `\s` differs:
+# no U+001C–U+001F or U+0085, but U+FEFF).
+SPACE = r"\t\n\x0b\x0c\r\x1c-\x1f \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+# A branch or tag (a ref name `git check-ref-format` could accept): no space or `~^:?*[\`.
+REF_PATTERN = rf"^[^{SPACE}~^:?*\[\\]+$"
+
 ProjectName = Annotated[
     str,
     msgspec.Meta(
@@ -196,7 +203,7 @@ class MemberCreate(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
         msgspec.Meta(
             min_length=3,
             max_length=254,
-            pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$",
+            pattern=rf"^[^@{SPACE}]+@[^@{SPACE}]+\.[^@{SPACE}]+$",
             description="Unique within the account and mode (compared case-insensitively).",
             examples=["ada@example.com"],
         ),

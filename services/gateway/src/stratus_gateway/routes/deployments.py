@@ -24,6 +24,7 @@ from typing import Annotated, Any
 
 import msgspec
 from litestar import Controller, Request, Response, get, post
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import JSONBody, Parameter, PathParameter
 from litestar.response import Stream
 
@@ -35,9 +36,10 @@ from stratus_contracts.auth import Caller
 from stratus_gateway import sse
 from stratus_gateway.auth import caller
 from stratus_gateway.envelope import ListMeta, Meta, meta, ok
-from stratus_gateway.openapi_docs import LOCATION_HEADER, problems
+from stratus_gateway.openapi_docs import LOCATION_HEADER, SSE_DOC, problems
 from stratus_gateway.problems import ApiError
 from stratus_gateway.routes.params import Cursor, Limit, aware
+from stratus_gateway.schemas import REF_PATTERN
 
 Req = Request[Any, Any, Any]
 DeploymentId = Annotated[str, PathParameter(description="The deployment's id, `dep_…`.", max_length=64)]
@@ -55,7 +57,7 @@ class DeploymentCreate(msgspec.Struct, forbid_unknown_fields=True, kw_only=True)
             msgspec.Meta(
                 min_length=1,
                 max_length=255,
-                pattern=r"^[^\s~^:?*\[\\]+$",
+                pattern=REF_PATTERN,
                 description="A branch or tag; without it or `sha`, the repository's default branch.",
             ),
         ]
@@ -253,9 +255,15 @@ class DeploymentController(Controller):
         "`system`), `text`. With `Accept: text/event-stream`, a live stream: one event per line, its "
         "`id` the line's `seq` (reconnect with `Last-Event-ID` to resume), ending with `event: end` "
         "when the build ends, or following the app's lines with `follow=true`.",
-        responses=problems(
-            "deployment_not_found", "invalid_cursor", "validation_failed", "insufficient_scope"
-        ),
+        responses={
+            200: ResponseSpec(
+                data_container=LogListEnvelope,
+                description="A page of log lines (JSON), or with `Accept: text/event-stream` the live "
+                f"stream. {SSE_DOC}",
+                generate_examples=False,
+            ),
+            **problems("deployment_not_found", "invalid_cursor", "validation_failed", "insufficient_scope"),
+        },
     )
     async def logs(
         self,

@@ -15,6 +15,7 @@ from typing import Annotated, Any
 
 import msgspec
 from litestar import Controller, MediaType, Request, Response, delete, get, patch, post, put
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.openapi.spec import OpenAPIMediaType, OpenAPIType, Operation, RequestBody, Schema
 from litestar.params import JSONBody, Parameter, PathParameter
 
@@ -22,7 +23,7 @@ from stratus_bus import Bus
 from stratus_contracts import envs as c
 from stratus_gateway import dotenv
 from stratus_gateway.auth import caller
-from stratus_gateway.env_schemas import VarKey, VarsPost, decode_patch, patch_schema
+from stratus_gateway.env_schemas import VarsPost, decode_patch, patch_schema
 from stratus_gateway.envelope import ListMeta, Meta, meta, ok
 from stratus_gateway.openapi_docs import LOCATION_HEADER, problems
 from stratus_gateway.preconditions import ETAG_HEADER, PRECONDITION_CODES, IfMatch, etag, parse_if_match
@@ -31,6 +32,15 @@ from stratus_gateway.routes.params import Cursor, Limit
 
 Req = Request[Any, Any, Any]
 EnvId = Annotated[str, PathParameter(description="The environment's id, `env_…`.", max_length=64)]
+KeyPath = Annotated[
+    str,
+    PathParameter(
+        description="The variable's key: letters, digits and `_`, not starting with a digit.",
+        min_length=1,
+        max_length=c.KEY_MAX,
+        pattern=c.KEY_PATTERN,
+    ),
+]
 Reveal = Annotated[
     bool,
     Parameter(description="Show secret values (needs the `admin` scope; recorded as `secret.revealed`)."),
@@ -151,7 +161,14 @@ class EnvVarController(Controller):
         "config version; 200 with the current one when nothing changed.",
         status_code=201,
         response_headers=[ETAG_HEADER, LOCATION_HEADER],
-        responses=problems(*VAR_CODES, *PRECONDITION_CODES, body=True),
+        responses={
+            200: ResponseSpec(
+                data_container=ConfigVersionEnvelope,
+                description="Nothing changed: the current config version.",
+                generate_examples=False,
+            ),
+            **problems(*VAR_CODES, *PRECONDITION_CODES, body=True),
+        },
     )
     async def set_vars(
         self, request: Req, env_id: EnvId, data: JSONBody[VarsPost], if_match: IfMatch = None
@@ -199,7 +216,7 @@ class EnvVarController(Controller):
         responses=problems(*VAR_CODES, "env_var_not_found", "validation_failed", *PRECONDITION_CODES),
     )
     async def delete_var(
-        self, request: Req, env_id: EnvId, key: VarKey, if_match: IfMatch = None
+        self, request: Req, env_id: EnvId, key: KeyPath, if_match: IfMatch = None
     ) -> Response[ConfigVersionEnvelope]:
         cmd = c.ChangeVars(
             caller=caller(request),

@@ -17,6 +17,7 @@ from typing import Annotated, Any
 
 import msgspec
 from litestar import Controller, Request, Response, get
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import Parameter, PathParameter, QueryParameter
 from litestar.response import Stream
 
@@ -28,7 +29,7 @@ from stratus_contracts.events import Event
 from stratus_gateway import sse
 from stratus_gateway.auth import caller
 from stratus_gateway.envelope import ListMeta, Meta, meta, ok
-from stratus_gateway.openapi_docs import problems
+from stratus_gateway.openapi_docs import SSE_DOC, problems
 from stratus_gateway.problems import ApiError
 from stratus_gateway.routes.params import Cursor, Limit, aware
 
@@ -75,7 +76,15 @@ class EventController(Controller):
         "ending in `.` or `*`; `project`; `created[gte]`, `created[lt]`). With `Accept: text/event-stream`, "
         "a live stream of the events stored from now on (or after `Last-Event-ID`), one SSE message each "
         "with the event's id as its `id`.",
-        responses=problems("invalid_cursor", "validation_failed", "event_not_found", "insufficient_scope"),
+        responses={
+            200: ResponseSpec(
+                data_container=EventListEnvelope,
+                description="A page of events (JSON), or with `Accept: text/event-stream` the live "
+                f"stream. {SSE_DOC}",
+                generate_examples=False,
+            ),
+            **problems("invalid_cursor", "validation_failed", "event_not_found", "insufficient_scope"),
+        },
     )
     async def list_events(
         self,

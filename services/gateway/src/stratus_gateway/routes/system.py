@@ -11,6 +11,7 @@ from typing import Any
 import msgspec
 from litestar import MediaType, Request, Response, get
 from litestar.exceptions import NotFoundException
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath
 
 from stratus_bus import Bus, RemoteError, ServiceTimeout, ServiceUnavailable
@@ -72,7 +73,14 @@ async def _ping(bus: Bus, service: str) -> bool:
     summary="Readiness: NATS and every service answer",
     tags=["system"],
     security=[{}],
-    responses=problems(auth=False),
+    responses={
+        200: ResponseSpec(
+            data_container=HealthEnvelope,
+            description='Every dependency answers: `data` is `{status: "ready", checks: {name: true, …}}`.',
+            generate_examples=False,
+        ),
+        **problems(auth=False),
+    },
 )
 async def readyz(request: Req) -> Response[Any]:
     bus: Bus = request.app.state["bus"]
