@@ -100,8 +100,8 @@ def test_both_signatures_of_a_rotation_verify(live: stratus.Client, endpoint: Re
 
 def test_sign_makes_what_verify_and_the_reference_library_accept() -> None:
     secret = "whsec_" + "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
-    body = json.dumps({"id": "evt_1", "type": "t.x", "created": "2026-01-01T00:00:00Z", "mode": "test",
-                       "account": "acct_1", "data": {}}).encode()  # fmt: skip
+    body = json.dumps({"id": "evt_1", "object": "event", "type": "t.x", "created": "2026-01-01T00:00:00Z",
+                       "mode": "test", "account": "acct_1", "data": {}, "actor": None}).encode()  # fmt: skip
     headers = webhooks.sign(body, secret, msg_id="evt_1")
     assert webhooks.verify(body, headers, secret).id == "evt_1"
     assert Webhook(secret).verify(body, headers)["id"] == "evt_1"

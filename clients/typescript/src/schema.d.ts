@@ -1013,11 +1013,11 @@ export interface components {
         };
         /** AuditActor */
         AuditActor: {
-            key_id?: string | null;
-            member_id?: string | null;
-            token_id?: string | null;
-            ip?: string | null;
-            request_id?: string | null;
+            key_id: string | null;
+            member_id: string | null;
+            token_id: string | null;
+            ip: string | null;
+            request_id: string | null;
         };
         /** AuditEvent */
         AuditEvent: {
@@ -1026,7 +1026,7 @@ export interface components {
              * @default audit_event
              * @constant
              */
-            object?: "audit_event";
+            object: "audit_event";
             action: string;
             /** Format: date-time */
             created: string;
@@ -1042,64 +1042,39 @@ export interface components {
         AuditListEnvelope: {
             data: components["schemas"]["AuditEvent"][];
             meta: components["schemas"]["ListMeta"];
-            error?: null;
+            error: null;
         };
         /** AuditResource */
         AuditResource: {
             type: string;
-            id?: string | null;
+            id: string | null;
         };
         /** BuildSettings */
         BuildSettings: {
-            repo_url?: string | null;
-            build_command?: string | null;
-            start_command?: string | null;
-            health_check_path?: string | null;
+            repo_url: string | null;
+            build_command: string | null;
+            start_command: string | null;
+            health_check_path: string | null;
         };
-        /** BuildSettingsInput */
+        /**
+         * @description Build settings as a whole (an environment's overrides on create and PUT): omitted or
+         *         null is not set.
+         */
         BuildSettingsInput: {
-            /**
-             * @description The git repository to build: https://…, ssh://…, git@host:path, file:///… or an absolute local path.
-             * @example https://github.com/acme/web.git
-             */
+            /** @default null */
             repo_url?: string | null;
-            /**
-             * @description Shell command that builds the app (empty: no build step).
-             * @example npm ci && npm run build
-             */
+            /** @default null */
             build_command?: string | null;
-            /**
-             * @description Shell command that starts the app; it must listen on `$PORT`.
-             * @example npm start
-             */
+            /** @default null */
             start_command?: string | null;
-            /**
-             * @description Path the app answers 2xx on once it is up (default `/`).
-             * @example /healthz
-             */
+            /** @default null */
             health_check_path?: string | null;
         };
-        /** BuildSettingsPatch */
+        /** @description Build settings to change: an omitted one stays, `null` clears it. */
         BuildSettingsPatch: {
-            /**
-             * @description The git repository to build: https://…, ssh://…, git@host:path, file:///… or an absolute local path.
-             * @example https://github.com/acme/web.git
-             */
             repo_url?: string | null;
-            /**
-             * @description Shell command that builds the app (empty: no build step).
-             * @example npm ci && npm run build
-             */
             build_command?: string | null;
-            /**
-             * @description Shell command that starts the app; it must listen on `$PORT`.
-             * @example npm start
-             */
             start_command?: string | null;
-            /**
-             * @description Path the app answers 2xx on once it is up (default `/`).
-             * @example /healthz
-             */
             health_check_path?: string | null;
         };
         /** ConfigVersion */
@@ -1108,7 +1083,7 @@ export interface components {
              * @default config_version
              * @constant
              */
-            object?: "config_version";
+            object: "config_version";
             number: number;
             env_id: string;
             project_id: string;
@@ -1122,19 +1097,19 @@ export interface components {
             env_version: number;
             current: boolean;
             /** @default false */
-            new?: boolean;
+            new: boolean;
         };
         /** ConfigVersionEnvelope */
         ConfigVersionEnvelope: {
             data: components["schemas"]["ConfigVersion"];
             meta: components["schemas"]["Meta"];
-            error?: null;
+            error: null;
         };
         /** ConfigVersionListEnvelope */
         ConfigVersionListEnvelope: {
             data: components["schemas"]["ConfigVersionSummary"][];
             meta: components["schemas"]["ListMeta"];
-            error?: null;
+            error: null;
         };
         /** ConfigVersionSummary */
         ConfigVersionSummary: {
@@ -1142,7 +1117,7 @@ export interface components {
              * @default config_version
              * @constant
              */
-            object?: "config_version";
+            object: "config_version";
             number: number;
             env_id: string;
             project_id: string;
@@ -1159,8 +1134,8 @@ export interface components {
             status_code: number | null;
             duration_ms: number;
             response: string;
-            error?: string | null;
-            request?: {
+            error: string | null;
+            request: {
                 [key: string]: string;
             } | null;
         };
@@ -1168,13 +1143,13 @@ export interface components {
         DeliveryEnvelope: {
             data: components["schemas"]["WebhookDelivery"];
             meta: components["schemas"]["Meta"];
-            error?: null;
+            error: null;
         };
         /** DeliveryListEnvelope */
         DeliveryListEnvelope: {
             data: components["schemas"]["WebhookDelivery"][];
             meta: components["schemas"]["ListMeta"];
-            error?: null;
+            error: null;
         };
         /** Deployment */
         Deployment: {
@@ -1183,7 +1158,7 @@ export interface components {
              * @default deployment
              * @constant
              */
-            object?: "deployment";
+            object: "deployment";
             project: string;
             env: string;
             env_id: string;
@@ -1206,12 +1181,11 @@ export interface components {
             created: string;
             /** Format: date-time */
             updated: string;
-            ready_at?: string | null;
+            ready_at: string | null;
             version: number;
-            build_started_at?: string | null;
-            build_finished_at?: string | null;
+            build_started_at: string | null;
+            build_finished_at: string | null;
         };
-        /** DeploymentCreate */
         DeploymentCreate: {
             /** @description The project's id, `prj_…`. */
             project: string;
@@ -1220,24 +1194,23 @@ export interface components {
              * @default production
              */
             env?: string;
-            /** @description A branch or tag; without it or `sha`, the repository's default branch. */
+            /** @default null */
             ref?: string | null;
-            /** @description A commit (7–40 hex digits). */
+            /** @default null */
             sha?: string | null;
         };
         /** DeploymentEnvelope */
         DeploymentEnvelope: {
             data: components["schemas"]["Deployment"];
             meta: components["schemas"]["Meta"];
-            error?: null;
+            error: null;
         };
         /** DeploymentListEnvelope */
         DeploymentListEnvelope: {
             data: components["schemas"]["Deployment"][];
             meta: components["schemas"]["ListMeta"];
-            error?: null;
+            error: null;
         };
-        /** EnvCreate */
         EnvCreate: {
             /**
              * @description Lowercase letters, digits and hyphens (a DNS label); unique per project.
@@ -1249,28 +1222,29 @@ export interface components {
              * @default
              */
             description?: string;
-            /**
-             * @description The git branch this environment deploys from.
-             * @example main
-             */
+            /** @default null */
             branch?: string | null;
             /** @default false */
             auto_deploy?: boolean;
+            /** @default null */
             build?: components["schemas"]["BuildSettingsInput"] | null;
         };
         /** EnvEnvelope */
         EnvEnvelope: {
             data: components["schemas"]["Environment"];
             meta: components["schemas"]["Meta"];
-            error?: null;
+            error: null;
         };
         /** EnvListEnvelope */
         EnvListEnvelope: {
             data: components["schemas"]["Environment"][];
             meta: components["schemas"]["ListMeta"];
-            error?: null;
+            error: null;
         };
-        /** EnvReplace */
+        /**
+         * @description Every setting of the environment; an omitted field takes its default (PUT replaces: an
+         *         override left out of `build` is dropped, and the project's setting applies).
+         */
         EnvReplace: {
             /**
              * @description Lowercase letters, digits and hyphens (a DNS label); unique per project.
@@ -1282,29 +1256,25 @@ export interface components {
              * @default
              */
             description?: string;
-            /**
-             * @description The git branch this environment deploys from.
-             * @example main
-             */
+            /** @default null */
             branch?: string | null;
             /** @default false */
             auto_deploy?: boolean;
+            /** @default null */
             build?: components["schemas"]["BuildSettingsInput"] | null;
         };
-        /** EnvUpdate */
+        /**
+         * @description Settings to change. Omitted fields stay; `null` keeps `name`, `description` and
+         *         `auto_deploy`, clears `branch`, and in `build` drops an override (the project's setting then
+         *         applies); `"build": null` drops every override.
+         */
         EnvUpdate: {
-            /**
-             * @description Lowercase letters, digits and hyphens (a DNS label); unique per project.
-             * @example preview-42
-             */
+            /** @default null */
             name?: string | null;
-            /** @description Free text, up to 1000 characters. */
+            /** @default null */
             description?: string | null;
-            /**
-             * @description The git branch this environment deploys from.
-             * @example main
-             */
             branch?: string | null;
+            /** @default null */
             auto_deploy?: boolean | null;
             build?: components["schemas"]["BuildSettingsPatch"] | null;
         };
@@ -1314,7 +1284,7 @@ export interface components {
              * @default env_var
              * @constant
              */
-            object?: "env_var";
+            object: "env_var";
             key: string;
             value: string | null;
             secret: boolean;
@@ -1330,7 +1300,7 @@ export interface components {
              * @default environment
              * @constant
              */
-            object?: "environment";
+            object: "environment";
             project_id: string;
             name: string;
             description: string;
@@ -1345,16 +1315,22 @@ export interface components {
             updated: string;
             version: number;
             /** @default false */
-            deleted?: boolean;
-            build?: components["schemas"]["BuildSettings"];
-            url?: string | null;
-            deployment_id?: string | null;
+            deleted: boolean;
+            build: components["schemas"]["BuildSettings"];
+            url: string | null;
+            deployment_id: string | null;
         };
         /** EventEnvelope */
         EventEnvelope: {
             data: components["schemas"]["Event_dict_str_typing.Any_"];
             meta: components["schemas"]["Meta"];
-            error?: null;
+            error: null;
+        };
+        /** EventListEnvelope */
+        EventListEnvelope: {
+            data: components["schemas"]["Event_dict_str_typing.Any_"][];
+            meta: components["schemas"]["ListMeta"];
+            error: null;
         };
         /** EventType */
         EventType: {
@@ -1362,7 +1338,7 @@ export interface components {
              * @default event_type
              * @constant
              */
-            object?: "event_type";
+            object: "event_type";
             name: string;
             description: string;
             subject: string;
@@ -1374,13 +1350,13 @@ export interface components {
         EventTypeEnvelope: {
             data: components["schemas"]["EventType"];
             meta: components["schemas"]["Meta"];
-            error?: null;
+            error: null;
         };
         /** EventTypeListEnvelope */
         EventTypeListEnvelope: {
             data: components["schemas"]["EventType"][];
             meta: components["schemas"]["ListMeta"];
-            error?: null;
+            error: null;
         };
         /** Event[dict[str, Any]] */
         "Event_dict_str_typing.Any_": {
@@ -1389,7 +1365,7 @@ export interface components {
              * @default event
              * @constant
              */
-            object?: "event";
+            object: "event";
             type: string;
             /** Format: date-time */
             created: string;
@@ -1399,7 +1375,7 @@ export interface components {
             data: {
                 [key: string]: unknown;
             };
-            actor?: components["schemas"]["Actor"] | null;
+            actor: components["schemas"]["Actor"] | null;
         };
         /** FieldError */
         FieldError: {
@@ -1412,38 +1388,40 @@ export interface components {
                 [key: string]: unknown;
             };
             meta: components["schemas"]["Meta"];
-            error?: null;
+            error: null;
         };
-        /** KeyCreate */
+        /** @description A new key in the calling key's mode. Left-out restrictions default to the caller's own. */
         KeyCreate: {
             /** @description A label for people. */
             name: string;
             /** @description One or more of `read`, `write`, `admin`. */
-            scopes: ("read" | "write" | "admin")[];
-            /** @description Only these projects (`prj_…`); null: every project. */
+            scopes: ("admin" | "read" | "write")[];
+            /** @default null */
             project_ids?: string[] | null;
-            /** @description Only these environment names; null: every environment. */
+            /** @default null */
             environments?: string[] | null;
-            /** @description IPv4/IPv6 CIDRs (`203.0.113.0/24`, `2001:db8::/32`) requests may come from; empty or null: any address. */
+            /**
+             * @description IPv4/IPv6 CIDRs (`203.0.113.0/24`, `2001:db8::/32`) requests may come from; empty or null: any address.
+             * @default []
+             */
             allowed_ips?: string[];
-            /** @description RFC 3339 time after which the key stops working. */
+            /** @default null */
             expires_at?: string | null;
-            /** @description Bind the key to this member. */
+            /** @default null */
             member_id?: string | null;
         };
         /** KeyEnvelope */
         KeyEnvelope: {
             data: components["schemas"]["KeyView"];
             meta: components["schemas"]["Meta"];
-            error?: null;
+            error: null;
         };
         /** KeyListEnvelope */
         KeyListEnvelope: {
             data: components["schemas"]["KeyView"][];
             meta: components["schemas"]["ListMeta"];
-            error?: null;
+            error: null;
         };
-        /** KeyRotate */
         KeyRotate: {
             /**
              * @description How long the current secret keeps working (0: stops now; default one day).
@@ -1451,19 +1429,18 @@ export interface components {
              */
             overlap_seconds?: number;
         };
-        /** KeyUpdate */
+        /**
+         * @description Fields to change. Omitted fields stay; `null` keeps `name`/`scopes` and removes a restriction
+         *         (`project_ids`, `environments`, `allowed_ips`, `expires_at`). A past `expires_at` ends the key now.
+         */
         KeyUpdate: {
-            /** @description A label for people. */
+            /** @default null */
             name?: string | null;
-            /** @description One or more of `read`, `write`, `admin`. */
-            scopes?: ("read" | "write" | "admin")[] | null;
-            /** @description Only these projects (`prj_…`); null: every project. */
+            /** @default null */
+            scopes?: ("admin" | "read" | "write")[] | null;
             project_ids?: string[] | null;
-            /** @description Only these environment names; null: every environment. */
             environments?: string[] | null;
-            /** @description IPv4/IPv6 CIDRs (`203.0.113.0/24`, `2001:db8::/32`) requests may come from; empty or null: any address. */
             allowed_ips?: string[] | null;
-            /** @description RFC 3339 time after which the key stops working. */
             expires_at?: string | null;
         };
         /** KeyView */
@@ -1473,7 +1450,7 @@ export interface components {
              * @default api_key
              * @constant
              */
-            object?: "api_key";
+            object: "api_key";
             account: string;
             /** @enum {string} */
             mode: "live" | "test";
@@ -1482,20 +1459,20 @@ export interface components {
             scopes: ("read" | "write" | "admin")[];
             /** Format: date-time */
             created: string;
-            revoked?: string | null;
-            updated?: string | null;
-            project_ids?: string[] | null;
-            environments?: string[] | null;
+            revoked: string | null;
+            updated: string | null;
+            project_ids: string[] | null;
+            environments: string[] | null;
             /** @default [] */
-            allowed_ips?: string[];
-            expires_at?: string | null;
-            member_id?: string | null;
+            allowed_ips: string[];
+            expires_at: string | null;
+            member_id: string | null;
             /** @default [] */
-            secrets?: components["schemas"]["SecretView"][];
+            secrets: components["schemas"]["SecretView"][];
             /** @default 1 */
-            version?: number;
-            age_seconds?: number | null;
-            last_used?: string | null;
+            version: number;
+            age_seconds: number | null;
+            last_used: string | null;
         };
         /** KeyWithSecret */
         KeyWithSecret: {
@@ -1504,7 +1481,7 @@ export interface components {
              * @default api_key
              * @constant
              */
-            object?: "api_key";
+            object: "api_key";
             account: string;
             /** @enum {string} */
             mode: "live" | "test";
@@ -1513,27 +1490,27 @@ export interface components {
             scopes: ("read" | "write" | "admin")[];
             /** Format: date-time */
             created: string;
-            revoked?: string | null;
-            updated?: string | null;
-            project_ids?: string[] | null;
-            environments?: string[] | null;
+            revoked: string | null;
+            updated: string | null;
+            project_ids: string[] | null;
+            environments: string[] | null;
             /** @default [] */
-            allowed_ips?: string[];
-            expires_at?: string | null;
-            member_id?: string | null;
+            allowed_ips: string[];
+            expires_at: string | null;
+            member_id: string | null;
             /** @default [] */
-            secrets?: components["schemas"]["SecretView"][];
+            secrets: components["schemas"]["SecretView"][];
             /** @default 1 */
-            version?: number;
-            age_seconds?: number | null;
-            last_used?: string | null;
+            version: number;
+            age_seconds: number | null;
+            last_used: string | null;
             secret: string | null;
         };
         /** KeyWithSecretEnvelope */
         KeyWithSecretEnvelope: {
             data: components["schemas"]["KeyWithSecret"];
             meta: components["schemas"]["Meta"];
-            error?: null;
+            error: null;
         };
         /** ListMeta */
         ListMeta: {
@@ -1541,13 +1518,28 @@ export interface components {
             has_more: boolean;
             next_cursor: string | null;
         };
+        /** LogLine */
+        LogLine: {
+            seq: number;
+            /** Format: date-time */
+            ts: string;
+            /** @enum {string} */
+            stream: "stdout" | "stderr" | "system";
+            text: string;
+        };
+        /** LogListEnvelope */
+        LogListEnvelope: {
+            data: components["schemas"]["LogLine"][];
+            meta: components["schemas"]["ListMeta"];
+            error: null;
+        };
         /** Me */
         Me: {
             /**
              * @default credential
              * @constant
              */
-            object?: "credential";
+            object: "credential";
             key_id: string;
             account: string;
             /** @enum {string} */
@@ -1562,13 +1554,13 @@ export interface components {
             created: string;
             age_seconds: number;
             expires_at: string | null;
-            token?: components["schemas"]["MeToken"] | null;
+            token: components["schemas"]["MeToken"] | null;
         };
         /** MeEnvelope */
         MeEnvelope: {
             data: components["schemas"]["Me"];
             meta: components["schemas"]["Meta"];
-            error?: null;
+            error: null;
         };
         /** MeToken */
         MeToken: {
@@ -1577,7 +1569,6 @@ export interface components {
             /** Format: date-time */
             expires_at: string;
         };
-        /** MemberCreate */
         MemberCreate: {
             /**
              * @description Unique within the account and mode (compared case-insensitively).
@@ -1591,13 +1582,13 @@ export interface components {
         MemberEnvelope: {
             data: components["schemas"]["MemberView"];
             meta: components["schemas"]["Meta"];
-            error?: null;
+            error: null;
         };
         /** MemberListEnvelope */
         MemberListEnvelope: {
             data: components["schemas"]["MemberView"][];
             meta: components["schemas"]["ListMeta"];
-            error?: null;
+            error: null;
         };
         /** MemberView */
         MemberView: {
@@ -1606,7 +1597,7 @@ export interface components {
              * @default member
              * @constant
              */
-            object?: "member";
+            object: "member";
             account: string;
             /** @enum {string} */
             mode: "live" | "test";
@@ -1617,19 +1608,20 @@ export interface components {
             /** Format: date-time */
             updated: string;
             /** @default 1 */
-            version?: number;
+            version: number;
             /** @default false */
-            deleted?: boolean;
+            deleted: boolean;
         };
         /** Meta */
         Meta: {
             request_id: string;
         };
-        /** MetricEventInput */
         MetricEventInput: {
             name: string;
             value: number;
+            /** @default null */
             timestamp?: string | null;
+            /** @default {} */
             labels?: {
                 [key: string]: string;
             };
@@ -1640,11 +1632,10 @@ export interface components {
              * @default metric_events
              * @constant
              */
-            object?: "metric_events";
+            object: "metric_events";
             accepted: number;
             ids: string[];
         };
-        /** MetricEventsBody */
         MetricEventsBody: {
             events: components["schemas"]["MetricEventInput"][];
         };
@@ -1652,28 +1643,30 @@ export interface components {
         MetricEventsEnvelope: {
             data: components["schemas"]["MetricEventsAccepted"];
             meta: components["schemas"]["Meta"];
-            error?: null;
+            error: null;
         };
         /** MetricsEnvelope */
         MetricsEnvelope: {
             data: components["schemas"]["MetricsResult"];
             meta: components["schemas"]["Meta"];
-            error?: null;
+            error: null;
         };
-        /** MetricsQueryBody */
         MetricsQueryBody: {
             metric: string;
             /**
              * @default count
-             * @enum {string}
+             * @enum {unknown}
              */
-            aggregation?: "count" | "sum" | "avg" | "min" | "max" | "p50" | "p90" | "p95" | "p99";
+            aggregation?: "avg" | "count" | "max" | "min" | "p50" | "p90" | "p95" | "p99" | "sum";
+            /** @default {} */
             filters?: {
                 [key: string]: string;
             };
+            /** @default [] */
             group_by?: string[];
             /** @default 1h */
             range?: string;
+            /** @default null */
             step?: string | null;
         };
         /** MetricsRange */
@@ -1690,7 +1683,7 @@ export interface components {
              * @default metric_series
              * @constant
              */
-            object?: "metric_series";
+            object: "metric_series";
             metric: string;
             aggregation: string;
             range: components["schemas"]["MetricsRange"];
@@ -1715,7 +1708,7 @@ export interface components {
              * @default project
              * @constant
              */
-            object?: "project";
+            object: "project";
             name: string;
             description: string;
             owner: string | null;
@@ -1727,10 +1720,9 @@ export interface components {
             updated: string;
             version: number;
             /** @default false */
-            deleted?: boolean;
-            build?: components["schemas"]["BuildSettings"];
+            deleted: boolean;
+            build: components["schemas"]["BuildSettings"];
         };
-        /** ProjectCreate */
         ProjectCreate: {
             /**
              * @description Lowercase letters, digits and hyphens (a DNS label); unique per account and mode.
@@ -1747,13 +1739,13 @@ export interface components {
         ProjectEnvelope: {
             data: components["schemas"]["Project"];
             meta: components["schemas"]["Meta"];
-            error?: null;
+            error: null;
         };
         /** ProjectListEnvelope */
         ProjectListEnvelope: {
             data: components["schemas"]["Project"][];
             meta: components["schemas"]["ListMeta"];
-            error?: null;
+            error: null;
         };
         /** ProjectMember */
         ProjectMember: {
@@ -1762,7 +1754,7 @@ export interface components {
              * @default project_member
              * @constant
              */
-            object?: "project_member";
+            object: "project_member";
             project_id: string;
             /** @enum {string} */
             role: "viewer" | "developer" | "admin" | "owner";
@@ -1773,46 +1765,66 @@ export interface components {
             /** Format: date-time */
             updated: string;
             /** @default false */
-            deleted?: boolean;
+            deleted: boolean;
             /** @default 1 */
-            version?: number;
+            version: number;
         };
         /** ProjectMemberEnvelope */
         ProjectMemberEnvelope: {
             data: components["schemas"]["ProjectMember"];
             meta: components["schemas"]["Meta"];
-            error?: null;
+            error: null;
         };
         /** ProjectMemberListEnvelope */
         ProjectMemberListEnvelope: {
             data: components["schemas"]["ProjectMember"][];
             meta: components["schemas"]["ListMeta"];
-            error?: null;
+            error: null;
         };
-        /** ProjectMemberPut */
+        /** @description The member's role on the project: `owner`, `admin`, `developer` or `viewer`. */
         ProjectMemberPut: {
-            /** @enum {string} */
-            role: "viewer" | "developer" | "admin" | "owner";
+            /** @enum {unknown} */
+            role: "admin" | "developer" | "owner" | "viewer";
         };
-        /** ProjectUpdate */
+        /**
+         * @description Fields to change; omitted (or null) `name` and `description` stay as they are. In `build`,
+         *         an omitted setting stays and `null` clears it; `"build": null` clears them all.
+         */
         ProjectUpdate: {
-            /**
-             * @description Lowercase letters, digits and hyphens (a DNS label); unique per account and mode.
-             * @example web
-             */
+            /** @default null */
             name?: string | null;
-            /** @description Free text, up to 1000 characters. */
+            /** @default null */
             description?: string | null;
             build?: components["schemas"]["BuildSettingsPatch"] | null;
         };
-        /** RedeliverBody */
+        /** @description One of: a delivery, an event (every delivery of it), or a time range (every failed one). */
         RedeliverBody: {
+            /** @default null */
             delivery_id?: string | null;
+            /** @default null */
             event_id?: string | null;
+            /** @default null */
             since?: string | null;
+            /** @default null */
             until?: string | null;
-        };
-        /** SecretRotation */
+        } & ({
+            delivery_id: unknown;
+            event_id?: null;
+            since?: null;
+            until?: null;
+        } | {
+            event_id: unknown;
+            delivery_id?: null;
+            since?: null;
+            until?: null;
+        } | ({
+            delivery_id?: null;
+            event_id?: null;
+        } | {
+            since: unknown;
+        } | {
+            until: unknown;
+        }));
         SecretRotation: {
             /**
              * @description Seconds the old secret keeps signing (both sign).
@@ -1825,7 +1837,7 @@ export interface components {
             hint: string;
             /** Format: date-time */
             created: string;
-            expires_at?: string | null;
+            expires_at: string | null;
         };
         /** Series */
         Series: {
@@ -1841,7 +1853,7 @@ export interface components {
              * @default token
              * @constant
              */
-            object?: "token";
+            object: "token";
             token: string | null;
             key_id: string;
             scopes: ("read" | "write" | "admin")[];
@@ -1851,24 +1863,24 @@ export interface components {
             /** Format: date-time */
             expires_at: string;
         };
-        /** TokenCreate */
         TokenCreate: {
-            scopes?: ("read" | "write" | "admin")[] | null;
-            /** @description Only these projects (`prj_…`); null: every project. */
+            /** @default null */
+            scopes?: ("admin" | "read" | "write")[] | null;
+            /** @default null */
             project_ids?: string[] | null;
-            /** @description Only these environment names; null: every environment. */
+            /** @default null */
             environments?: string[] | null;
             /** @default 900 */
             ttl_seconds?: number;
+            /** @default null */
             subject?: string | null;
         };
         /** TokenEnvelope */
         TokenEnvelope: {
             data: components["schemas"]["Token"];
             meta: unknown;
-            error?: null;
+            error: null;
         };
-        /** VarInput */
         VarInput: {
             /**
              * @description Letters, digits and `_`, not starting with a digit.
@@ -1877,13 +1889,14 @@ export interface components {
             key: string;
             /** @description Any text up to 65536 bytes (UTF-8). */
             value: string;
+            /** @default null */
             secret?: boolean | null;
         };
         /** VarListEnvelope */
         VarListEnvelope: {
             data: components["schemas"]["EnvVar"][];
             meta: components["schemas"]["VarListMeta"];
-            error?: null;
+            error: null;
         };
         /** VarListMeta */
         VarListMeta: {
@@ -1892,18 +1905,26 @@ export interface components {
             next_cursor: string | null;
             config_version: number;
         };
-        /** VarsPost */
+        /** @description One variable (`key`, `value`, `secret`) or many (`vars`), created or updated. */
         VarsPost: {
-            /**
-             * @description Letters, digits and `_`, not starting with a digit.
-             * @example DATABASE_URL
-             */
+            /** @default null */
             key?: string | null;
-            /** @description Any text up to 65536 bytes (UTF-8). */
+            /** @default null */
             value?: string | null;
+            /** @default null */
             secret?: boolean | null;
+            /** @default null */
             vars?: components["schemas"]["VarInput"][] | null;
-        };
+        } & ({
+            key: unknown;
+            value: unknown;
+            vars?: null;
+        } | {
+            vars: unknown[];
+            key?: null;
+            value?: null;
+            secret?: null;
+        });
         /** Webhook */
         Webhook: {
             id: string;
@@ -1911,7 +1932,7 @@ export interface components {
              * @default webhook_endpoint
              * @constant
              */
-            object?: "webhook_endpoint";
+            object: "webhook_endpoint";
             url: string;
             events: string[];
             project: string | null;
@@ -1930,15 +1951,14 @@ export interface components {
             updated: string;
             version: number;
             /** @default false */
-            deleted?: boolean;
+            deleted: boolean;
         };
-        /** WebhookCreate */
         WebhookCreate: {
             /** @description Where deliveries go. */
             url: string;
             /** @description Event types (`GET /v1/event-types`), or `["*"]`. */
-            events: string[];
-            /** @description Only this project's events (`prj_…`). */
+            events: ("account.created" | "account.updated" | "deployment.building" | "deployment.canceled" | "deployment.created" | "deployment.deploying" | "deployment.failed" | "deployment.rolled_back" | "deployment.succeeded" | "deployment.superseded" | "env.created" | "env.deleted" | "env.updated" | "env.vars.changed" | "key.created" | "key.revoked" | "key.rotated" | "key.updated" | "member.created" | "member.deleted" | "project.created" | "project.deleted" | "project.member_added" | "project.member_removed" | "project.member_updated" | "project.updated" | "secret.revealed" | "webhook.created" | "webhook.deleted" | "webhook.disabled" | "webhook.secret_rotated" | "webhook.test" | "webhook.updated" | "*")[];
+            /** @default null */
             project?: string | null;
             /** @default  */
             description?: string;
@@ -1950,7 +1970,7 @@ export interface components {
              * @default webhook_delivery
              * @constant
              */
-            object?: "webhook_delivery";
+            object: "webhook_delivery";
             webhook_id: string;
             event_id: string;
             event_type: string;
@@ -1969,31 +1989,30 @@ export interface components {
         WebhookEnvelope: {
             data: components["schemas"]["Webhook"];
             meta: components["schemas"]["Meta"];
-            error?: null;
+            error: null;
         };
         /** WebhookListEnvelope */
         WebhookListEnvelope: {
             data: components["schemas"]["Webhook"][];
             meta: components["schemas"]["ListMeta"];
-            error?: null;
+            error: null;
         };
         /** WebhookSecretEnvelope */
         WebhookSecretEnvelope: {
             data: components["schemas"]["WebhookWithSecret"];
             meta: components["schemas"]["Meta"];
-            error?: null;
+            error: null;
         };
-        /** WebhookUpdate */
         WebhookUpdate: {
-            /** @description Where deliveries go. */
+            /** @default null */
             url?: string | null;
-            /** @description Event types (`GET /v1/event-types`), or `["*"]`. */
-            events?: string[] | null;
-            /** @description Only this project's events (`prj_…`). */
+            /** @default null */
+            events?: ("account.created" | "account.updated" | "deployment.building" | "deployment.canceled" | "deployment.created" | "deployment.deploying" | "deployment.failed" | "deployment.rolled_back" | "deployment.succeeded" | "deployment.superseded" | "env.created" | "env.deleted" | "env.updated" | "env.vars.changed" | "key.created" | "key.revoked" | "key.rotated" | "key.updated" | "member.created" | "member.deleted" | "project.created" | "project.deleted" | "project.member_added" | "project.member_removed" | "project.member_updated" | "project.updated" | "secret.revealed" | "webhook.created" | "webhook.deleted" | "webhook.disabled" | "webhook.secret_rotated" | "webhook.test" | "webhook.updated" | "*")[] | null;
             project?: string | null;
+            /** @default null */
             description?: string | null;
-            /** @enum {null|string} */
-            status?: "enabled" | "disabled" | null;
+            /** @default null */
+            status?: ("disabled" | "enabled") | null;
         };
         /** WebhookWithSecret */
         WebhookWithSecret: {
@@ -2002,7 +2021,7 @@ export interface components {
              * @default webhook_endpoint
              * @constant
              */
-            object?: "webhook_endpoint";
+            object: "webhook_endpoint";
             url: string;
             events: string[];
             project: string | null;
@@ -2021,7 +2040,7 @@ export interface components {
             updated: string;
             version: number;
             /** @default false */
-            deleted?: boolean;
+            deleted: boolean;
             secret: string | null;
         };
     };
@@ -5388,6 +5407,7 @@ export interface operations {
             path: {
                 /** @description The environment's id, `env_…`. */
                 env_id: string;
+                /** @description The variable's key: letters, digits and `_`, not starting with a digit. */
                 key: string;
             };
             cookie?: never;
@@ -6426,6 +6446,21 @@ export interface operations {
             };
         };
         responses: {
+            /** @description Nothing changed: the current config version. */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "X-RateLimit-Limit": components["headers"]["X-RateLimit-Limit"];
+                    "X-RateLimit-Remaining": components["headers"]["X-RateLimit-Remaining"];
+                    "X-RateLimit-Reset": components["headers"]["X-RateLimit-Reset"];
+                    Warning: components["headers"]["Warning"];
+                    "Idempotent-Replayed": components["headers"]["Idempotent-Replayed"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ConfigVersionEnvelope"];
+                };
+            };
             /** @description Document created, URL follows */
             201: {
                 headers: {
@@ -7964,7 +7999,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description Request fulfilled, document follows */
+            /** @description A page of log lines (JSON), or with `Accept: text/event-stream` the live stream. A stream is `text/event-stream`: one message per item, `id:` its id (send it back as `Last-Event-ID` to resume), `data:` the item as JSON. */
             200: {
                 headers: {
                     "X-Request-Id": components["headers"]["X-Request-Id"];
@@ -7975,7 +8010,8 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": unknown;
+                    "application/json": components["schemas"]["LogListEnvelope"];
+                    "text/event-stream": string;
                 };
             };
             /** @description Problem details; `code` is one of: `invalid_cursor` */
@@ -8559,7 +8595,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description Request fulfilled, document follows */
+            /** @description A page of events (JSON), or with `Accept: text/event-stream` the live stream. A stream is `text/event-stream`: one message per item, `id:` its id (send it back as `Last-Event-ID` to resume), `data:` the item as JSON. */
             200: {
                 headers: {
                     "X-Request-Id": components["headers"]["X-Request-Id"];
@@ -8570,7 +8606,8 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": unknown;
+                    "application/json": components["schemas"]["EventListEnvelope"];
+                    "text/event-stream": string;
                 };
             };
             /** @description Problem details; `code` is one of: `invalid_cursor` */
@@ -14931,14 +14968,14 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description Request fulfilled, document follows */
+            /** @description Every dependency answers: `data` is `{status: "ready", checks: {name: true, …}}`. */
             200: {
                 headers: {
                     "X-Request-Id": components["headers"]["X-Request-Id"];
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": unknown;
+                    "application/json": components["schemas"]["HealthEnvelope"];
                 };
             };
             /** @description Problem details; `code` is one of: `uri_too_long` */

@@ -64,34 +64,34 @@ class Actor(msgspec.Struct, kw_only=True, frozen=True):
 
 
 class AuditActor(msgspec.Struct, kw_only=True, frozen=True):
-    key_id: str | None = None
-    member_id: str | None = None
-    token_id: str | None = None
-    ip: str | None = None
-    request_id: str | None = None
+    key_id: str | None
+    member_id: str | None
+    token_id: str | None
+    ip: str | None
+    request_id: str | None
 
 
 class AuditEvent(msgspec.Struct, kw_only=True, frozen=True):
     id: str
+    object: str
     action: str
     created: datetime
     mode: str  # live, test
     actor: AuditActor
     resource: AuditResource
     data: dict[str, Any]
-    object: str = "audit_event"
 
 
 class AuditResource(msgspec.Struct, kw_only=True, frozen=True):
     type: str
-    id: str | None = None
+    id: str | None
 
 
 class BuildSettings(msgspec.Struct, kw_only=True, frozen=True):
-    repo_url: str | None = None
-    build_command: str | None = None
-    start_command: str | None = None
-    health_check_path: str | None = None
+    repo_url: str | None
+    build_command: str | None
+    start_command: str | None
+    health_check_path: str | None
 
 
 class BuildSettingsInput(msgspec.Struct, kw_only=True, frozen=True):
@@ -109,6 +109,7 @@ class BuildSettingsPatch(msgspec.Struct, kw_only=True, frozen=True):
 
 
 class ConfigVersion(msgspec.Struct, kw_only=True, frozen=True):
+    object: str
     number: int
     env_id: str
     project_id: str
@@ -120,11 +121,11 @@ class ConfigVersion(msgspec.Struct, kw_only=True, frozen=True):
     vars: list[EnvVar]
     env_version: int
     current: bool
-    object: str = "config_version"
-    new: bool = False
+    new: bool
 
 
 class ConfigVersionSummary(msgspec.Struct, kw_only=True, frozen=True):
+    object: str
     number: int
     env_id: str
     project_id: str
@@ -132,7 +133,6 @@ class ConfigVersionSummary(msgspec.Struct, kw_only=True, frozen=True):
     changed: list[str]
     removed: list[str]
     var_count: int
-    object: str = "config_version"
 
 
 class DeliveryAttempt(msgspec.Struct, kw_only=True, frozen=True):
@@ -140,12 +140,13 @@ class DeliveryAttempt(msgspec.Struct, kw_only=True, frozen=True):
     status_code: int | None
     duration_ms: int
     response: str
-    error: str | None = None
-    request: dict[str, str] | None = None
+    error: str | None
+    request: dict[str, str] | None
 
 
 class Deployment(msgspec.Struct, kw_only=True, frozen=True):
     id: str
+    object: str
     project: str
     env: str
     env_id: str
@@ -164,25 +165,25 @@ class Deployment(msgspec.Struct, kw_only=True, frozen=True):
     mode: str  # live, test
     created: datetime
     updated: datetime
+    ready_at: datetime | None
     version: int
-    object: str = "deployment"
-    ready_at: datetime | None = None
-    build_started_at: datetime | None = None
-    build_finished_at: datetime | None = None
+    build_started_at: datetime | None
+    build_finished_at: datetime | None
 
 
 class EnvVar(msgspec.Struct, kw_only=True, frozen=True):
+    object: str
     key: str
     value: str | None
     secret: bool
     redacted: bool
     fingerprint: str
     updated: datetime
-    object: str = "env_var"
 
 
 class Environment(msgspec.Struct, kw_only=True, frozen=True):
     id: str
+    object: str
     project_id: str
     name: str
     description: str
@@ -193,30 +194,29 @@ class Environment(msgspec.Struct, kw_only=True, frozen=True):
     created: datetime
     updated: datetime
     version: int
-    object: str = "environment"
-    deleted: bool = False
-    build: BuildSettings | None = None
-    url: str | None = None
-    deployment_id: str | None = None
+    deleted: bool
+    build: BuildSettings
+    url: str | None
+    deployment_id: str | None
 
 
 class Event(msgspec.Struct, kw_only=True, frozen=True):
     id: str
+    object: str
     type: str
     created: datetime
     mode: str  # live, test
     account: str
     data: dict[str, Any]
-    object: str = "event"
-    actor: Actor | None = None
+    actor: Actor | None
 
 
 class EventType(msgspec.Struct, kw_only=True, frozen=True):
+    object: str
     name: str
     description: str
     subject: str
     schema: dict[str, Any]
-    object: str = "event_type"
 
 
 class FieldError(msgspec.Struct, kw_only=True, frozen=True):
@@ -226,50 +226,58 @@ class FieldError(msgspec.Struct, kw_only=True, frozen=True):
 
 class KeyView(msgspec.Struct, kw_only=True, frozen=True):
     id: str
+    object: str
     account: str
     mode: str  # live, test
     name: str
     hint: str
     scopes: list[str]
     created: datetime
-    object: str = "api_key"
-    revoked: datetime | None = None
-    updated: datetime | None = None
-    project_ids: list[str] | None = None
-    environments: list[str] | None = None
-    allowed_ips: list[str] = []
-    expires_at: datetime | None = None
-    member_id: str | None = None
-    secrets: list[SecretView] = []
-    version: int = 1
-    age_seconds: int | None = None
-    last_used: datetime | None = None
+    revoked: datetime | None
+    updated: datetime | None
+    project_ids: list[str] | None
+    environments: list[str] | None
+    allowed_ips: list[str]
+    expires_at: datetime | None
+    member_id: str | None
+    secrets: list[SecretView]
+    version: int
+    age_seconds: int | None
+    last_used: datetime | None
 
 
 class KeyWithSecret(msgspec.Struct, kw_only=True, frozen=True):
     id: str
+    object: str
     account: str
     mode: str  # live, test
     name: str
     hint: str
     scopes: list[str]
     created: datetime
+    revoked: datetime | None
+    updated: datetime | None
+    project_ids: list[str] | None
+    environments: list[str] | None
+    allowed_ips: list[str]
+    expires_at: datetime | None
+    member_id: str | None
+    secrets: list[SecretView]
+    version: int
+    age_seconds: int | None
+    last_used: datetime | None
     secret: str | None
-    object: str = "api_key"
-    revoked: datetime | None = None
-    updated: datetime | None = None
-    project_ids: list[str] | None = None
-    environments: list[str] | None = None
-    allowed_ips: list[str] = []
-    expires_at: datetime | None = None
-    member_id: str | None = None
-    secrets: list[SecretView] = []
-    version: int = 1
-    age_seconds: int | None = None
-    last_used: datetime | None = None
+
+
+class LogLine(msgspec.Struct, kw_only=True, frozen=True):
+    seq: int
+    ts: datetime
+    stream: str  # stdout, stderr, system
+    text: str
 
 
 class Me(msgspec.Struct, kw_only=True, frozen=True):
+    object: str
     key_id: str
     account: str
     mode: str  # live, test
@@ -282,8 +290,7 @@ class Me(msgspec.Struct, kw_only=True, frozen=True):
     created: datetime
     age_seconds: int
     expires_at: datetime | None
-    object: str = "credential"
-    token: MeToken | None = None
+    token: MeToken | None
 
 
 class MeToken(msgspec.Struct, kw_only=True, frozen=True):
@@ -294,15 +301,15 @@ class MeToken(msgspec.Struct, kw_only=True, frozen=True):
 
 class MemberView(msgspec.Struct, kw_only=True, frozen=True):
     id: str
+    object: str
     account: str
     mode: str  # live, test
     email: str
     name: str
     created: datetime
     updated: datetime
-    object: str = "member"
-    version: int = 1
-    deleted: bool = False
+    version: int
+    deleted: bool
 
 
 class MetricEventInput(msgspec.Struct, kw_only=True, frozen=True):
@@ -313,9 +320,9 @@ class MetricEventInput(msgspec.Struct, kw_only=True, frozen=True):
 
 
 class MetricEventsAccepted(msgspec.Struct, kw_only=True, frozen=True):
+    object: str
     accepted: int
     ids: list[str]
-    object: str = "metric_events"
 
 
 class MetricsRange(msgspec.Struct, kw_only=True, frozen=True):
@@ -325,12 +332,12 @@ class MetricsRange(msgspec.Struct, kw_only=True, frozen=True):
 
 
 class MetricsResult(msgspec.Struct, kw_only=True, frozen=True):
+    object: str
     metric: str
     aggregation: str
     range: MetricsRange
     step: int
     series: list[Series]
-    object: str = "metric_series"
 
 
 class Problem(msgspec.Struct, kw_only=True, frozen=True):
@@ -345,6 +352,7 @@ class Problem(msgspec.Struct, kw_only=True, frozen=True):
 
 class Project(msgspec.Struct, kw_only=True, frozen=True):
     id: str
+    object: str
     name: str
     description: str
     owner: str | None
@@ -352,27 +360,26 @@ class Project(msgspec.Struct, kw_only=True, frozen=True):
     created: datetime
     updated: datetime
     version: int
-    object: str = "project"
-    deleted: bool = False
-    build: BuildSettings | None = None
+    deleted: bool
+    build: BuildSettings
 
 
 class ProjectMember(msgspec.Struct, kw_only=True, frozen=True):
     id: str
+    object: str
     project_id: str
     role: str  # viewer, developer, admin, owner
     mode: str  # live, test
     created: datetime
     updated: datetime
-    object: str = "project_member"
-    deleted: bool = False
-    version: int = 1
+    deleted: bool
+    version: int
 
 
 class SecretView(msgspec.Struct, kw_only=True, frozen=True):
     hint: str
     created: datetime
-    expires_at: datetime | None = None
+    expires_at: datetime | None
 
 
 class Series(msgspec.Struct, kw_only=True, frozen=True):
@@ -382,6 +389,7 @@ class Series(msgspec.Struct, kw_only=True, frozen=True):
 
 class Token(msgspec.Struct, kw_only=True, frozen=True):
     id: str
+    object: str
     token: str | None
     key_id: str
     scopes: list[str]
@@ -389,7 +397,6 @@ class Token(msgspec.Struct, kw_only=True, frozen=True):
     environments: list[str] | None
     subject: str | None
     expires_at: datetime
-    object: str = "token"
 
 
 class VarInput(msgspec.Struct, kw_only=True, frozen=True):
@@ -400,6 +407,7 @@ class VarInput(msgspec.Struct, kw_only=True, frozen=True):
 
 class Webhook(msgspec.Struct, kw_only=True, frozen=True):
     id: str
+    object: str
     url: str
     events: list[str]
     project: str | None
@@ -413,12 +421,12 @@ class Webhook(msgspec.Struct, kw_only=True, frozen=True):
     created: datetime
     updated: datetime
     version: int
-    object: str = "webhook_endpoint"
-    deleted: bool = False
+    deleted: bool
 
 
 class WebhookDelivery(msgspec.Struct, kw_only=True, frozen=True):
     id: str
+    object: str
     webhook_id: str
     event_id: str
     event_type: str
@@ -428,11 +436,11 @@ class WebhookDelivery(msgspec.Struct, kw_only=True, frozen=True):
     mode: str  # live, test
     created: datetime
     updated: datetime
-    object: str = "webhook_delivery"
 
 
 class WebhookWithSecret(msgspec.Struct, kw_only=True, frozen=True):
     id: str
+    object: str
     url: str
     events: list[str]
     project: str | None
@@ -446,9 +454,8 @@ class WebhookWithSecret(msgspec.Struct, kw_only=True, frozen=True):
     created: datetime
     updated: datetime
     version: int
+    deleted: bool
     secret: str | None
-    object: str = "webhook_endpoint"
-    deleted: bool = False
 
 
 class LogLine(msgspec.Struct, kw_only=True, frozen=True):
