@@ -456,12 +456,3 @@ class WebhookWithSecret(msgspec.Struct, kw_only=True, frozen=True):
     version: int
     deleted: bool
     secret: str | None
-
-
-class LogLine(msgspec.Struct, kw_only=True, frozen=True):
-    """One line of a deployment's log (not in the spec's components: see `listDeploymentLogs`)."""
-
-    seq: int
-    ts: datetime
-    stream: str  # stdout, stderr, system
-    text: str
