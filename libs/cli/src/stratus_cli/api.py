@@ -10,11 +10,11 @@ import secrets
 import sys
 import time
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any, TypeVar
 
 import click
 import httpx
+import msgspec
 
 from stratus_cli import output, session
 from stratus_cli.output import DEPLOY_FAILED, NO_KEY, OK
@@ -611,11 +611,7 @@ def listen(**o: Any) -> int | None:
                     for w in wanted
                 ):
                     continue
-                body = (
-                    stratus.webhooks.payload(event)
-                    if hasattr(stratus.webhooks, "payload")
-                    else _payload(event)
-                )
+                body = msgspec.json.encode(event)  # the event object, as a delivery carries it
                 headers = stratus.webhooks.sign(body, secret, msg_id=event.id)
                 headers = {
                     **headers,
@@ -636,12 +632,6 @@ def listen(**o: Any) -> int | None:
             pass
         finally:
             stream.close()
-
-
-def _payload(event: Any) -> bytes:
-    import msgspec
-
-    return msgspec.json.encode(event)
 
 
 # -- metrics -------------------------------------------------------------------------------
@@ -688,15 +678,8 @@ def metrics(**o: Any) -> int | None:
             [
                 ("SERIES", lambda r: r[0]),
                 ("TIME", lambda r: r[1][0]),
-                *(
-                    (f"VALUE{'' if i == 1 else i}", (lambda r, i=i: r[1][i] if len(r[1]) > i else None))
-                    for i in (1,)
-                ),
+                ("VALUE", lambda r: r[1][1]),
             ],
             as_json=False,
             empty=f"No {o['what']} in the last {o['range_']}.",
         )
-
-
-def read_text(path: str) -> str:
-    return sys.stdin.read() if path == "-" else Path(path).read_text(encoding="utf-8")

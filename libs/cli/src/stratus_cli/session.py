@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
 from pathlib import Path
 
 import click
@@ -100,11 +99,3 @@ def api_key(explicit: str | None = None, test: bool = False) -> str:
         "no API key: run `stratus login`, pass --key, set STRATUS_API_KEY, "
         f"or run `stratus up` in {directory}"
     )
-
-
-@dataclass(frozen=True)
-class Target:
-    """The gateway and key one command talks to."""
-
-    url: str
-    key: str
